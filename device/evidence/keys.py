@@ -1,0 +1,86 @@
+"""Key files: typed one-line text files so one kind of key cannot pass for another."""
+from __future__ import annotations
+
+import hashlib
+import os
+
+from nacl.public import PrivateKey, PublicKey
+from nacl.signing import SigningKey, VerifyKey
+
+CUSTODIAN_PUBLIC = "openbwc-custodian-public-v1"
+CUSTODIAN_SECRET = "openbwc-custodian-secret-v1"
+DEVICE_PUBLIC = "openbwc-device-public-v1"
+
+
+class KeyFileError(ValueError):
+    """A key file is missing, malformed, or of the wrong kind."""
+
+
+def key_id(public_key: bytes) -> str:
+    """Short, stable name of a custodian public key."""
+    return hashlib.sha256(public_key).digest()[:8].hex()
+
+
+def format_key(kind: str, raw: bytes) -> str:
+    return f"{kind}:{raw.hex()}\n"
+
+
+def parse_key(text: str, kind: str, source: str) -> bytes:
+    line = text.strip()
+    prefix, sep, hex_digits = line.partition(":")
+    if not sep or prefix not in (CUSTODIAN_PUBLIC, CUSTODIAN_SECRET, DEVICE_PUBLIC):
+        raise KeyFileError(f"{source}: not an OpenBWC key file (expected '{kind}:<hex>')")
+    if prefix != kind:
+        raise KeyFileError(f"{source}: this is a {prefix} key, but a {kind} key is needed here")
+    try:
+        raw = bytes.fromhex(hex_digits)
+    except ValueError:
+        raise KeyFileError(f"{source}: key is not valid hex") from None
+    if len(raw) != 32:
+        raise KeyFileError(f"{source}: key has {len(raw)} bytes, expected 32")
+    return raw
+
+
+def read_key(path: str, kind: str) -> bytes:
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            text = f.read(4096)
+    except FileNotFoundError:
+        raise KeyFileError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise KeyFileError(f"{path}: is a directory, expected a key file") from None
+    except OSError as exc:
+        raise KeyFileError(f"{path}: cannot read ({exc.strerror})") from None
+    return parse_key(text, kind, path)
+
+
+def write_public(path: str, kind: str, raw: bytes) -> None:
+    with open(path, "x", encoding="ascii") as f:
+        f.write(format_key(kind, raw))
+
+
+def write_secret(path: str, kind: str, raw: bytes) -> None:
+    """Create a secret key file, owner-only from the first byte (SEC-2)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(format_key(kind, raw))
+
+
+def read_custodian_secret(path: str) -> PrivateKey:
+    return PrivateKey(read_key(path, CUSTODIAN_SECRET))
+
+
+def read_custodian_public(path: str) -> PublicKey:
+    return PublicKey(read_key(path, CUSTODIAN_PUBLIC))
+
+
+def read_device_public(path: str) -> VerifyKey:
+    return VerifyKey(read_key(path, DEVICE_PUBLIC))
+
+
+def new_custodian_keypair() -> PrivateKey:
+    return PrivateKey.generate()
+
+
+def new_device_signing_key() -> SigningKey:
+    return SigningKey.generate()

@@ -1,0 +1,122 @@
+"""Writing one segment file (docs/format.md §3): encrypt, sign, checkpoint, sync.
+
+Runs on the writer thread only. Every flush is one write() followed by sync(), so
+after a power cut the file is a prefix of what it would have been (SEG-4).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+
+import nacl.bindings as sodium
+import nacl.utils
+from nacl.public import PublicKey, SealedBox
+from nacl.signing import SigningKey
+
+from device.evidence.format import (
+    CHUNK_KIND_MEDIA, CHUNK_PLAINTEXT_MAX, PAYLOAD_TYPE, PREAMBLE, SEGMENT_FORMAT_NAME,
+    TYPE_CHUNK, TYPE_HEADER, VERSION, Checkpoint, encode_header, record,
+)
+from device.evidence.keys import key_id
+from hal.storage import WritableFile
+
+TAG_MESSAGE = sodium.crypto_secretstream_xchacha20poly1305_TAG_MESSAGE
+TAG_FINAL = sodium.crypto_secretstream_xchacha20poly1305_TAG_FINAL
+_DATA_MAX = CHUNK_PLAINTEXT_MAX - 1
+
+
+class SegmentFile:
+    """One open segment. `fields` are the header members that describe the device,
+    event and media; this class adds format, version, recipients and stream header."""
+
+    def __init__(self, out: WritableFile, signing_key: SigningKey, fields: dict,
+                 custodians: list[PublicKey]) -> None:
+        if not custodians:
+            raise ValueError("a segment needs at least one custodian key")
+        self._out = out
+        self._signing_key = signing_key
+        self.seq: int = fields["seq"]
+        segment_key = nacl.utils.random(sodium.crypto_secretstream_xchacha20poly1305_KEYBYTES)
+        self._stream = sodium.crypto_secretstream_xchacha20poly1305_state()
+        stream_header = sodium.crypto_secretstream_xchacha20poly1305_init_push(self._stream, segment_key)
+        recipients = [
+            {"key_id": key_id(bytes(pk)), "sealed_key": base64.b64encode(SealedBox(pk).encrypt(segment_key)).decode()}
+            for pk in custodians
+        ]
+        # From here on only the sealed copies and the stream state hold the key (SEG-2).
+        del segment_key
+        self.header = dict(fields, format=SEGMENT_FORMAT_NAME, version=VERSION, payload=PAYLOAD_TYPE,
+                           recipients=recipients, stream_header=base64.b64encode(stream_header).decode(),
+                           chunk_plaintext_max=CHUNK_PLAINTEXT_MAX)
+        self._hash = hashlib.sha256()
+        self._offset = 0
+        self._pending: list[bytes] = []
+        self.chunk_count = 0
+        self.last_checkpoint: Checkpoint | None = None
+        self.closed = False
+        self._append(PREAMBLE + record(TYPE_HEADER, encode_header(self.header)))
+        # K0 signs the header; it is durable before anything else is recorded.
+        self.checkpoint(fields["media_start_us"])
+
+    def _append(self, data: bytes) -> None:
+        self._hash.update(data)
+        self._offset += len(data)
+        self._pending.append(data)
+
+    def add(self, kind: bytes, data: bytes) -> None:
+        """Encrypt `data` as one or more chunks of the given kind (not yet durable)."""
+        view = memoryview(data)
+        for start in range(0, max(len(view), 1), _DATA_MAX):
+            self._add_chunk(kind + view[start:start + _DATA_MAX].tobytes(), TAG_MESSAGE)
+
+    def _add_chunk(self, plaintext: bytes, tag: int) -> None:
+        body = sodium.crypto_secretstream_xchacha20poly1305_push(self._stream, plaintext, None, tag)
+        self._append(record(TYPE_CHUNK, body))
+        self.chunk_count += 1
+
+    def _signed_checkpoint(self, media_end_us: int, final: bool) -> Checkpoint:
+        unsigned = Checkpoint(self.seq, self.chunk_count, self._offset, media_end_us,
+                              self._hash.copy().digest(), final)
+        signature = self._signing_key.sign(unsigned.message()).signature
+        return Checkpoint(unsigned.seq, unsigned.chunk_count, unsigned.offset, unsigned.media_end_us,
+                          unsigned.hash, final, signature)
+
+    def checkpoint(self, media_end_us: int) -> Checkpoint:
+        """Sign everything so far, write it in one go and make it durable."""
+        cp = self._signed_checkpoint(media_end_us, final=False)
+        self._append(cp.to_record())
+        self._write_pending()
+        self.last_checkpoint = cp
+        return cp
+
+    def close(self, last_media: bytes, media_end_us: int) -> Checkpoint:
+        """Write the FINAL chunk, the final checkpoint and its copy; sync; close."""
+        head, tail = last_media[:-_DATA_MAX or None], last_media[-_DATA_MAX:]
+        if len(last_media) > _DATA_MAX:
+            self.add(CHUNK_KIND_MEDIA, head)
+        self._add_chunk(CHUNK_KIND_MEDIA + tail, TAG_FINAL)
+        cp = self._signed_checkpoint(media_end_us, final=True)
+        rec = cp.to_record()
+        # The copy makes a damaged clean end distinguishable from a power cut (§3.1).
+        self._pending.extend((rec, rec))
+        self._write_pending()
+        self._out.close()
+        self._stream = None
+        self.last_checkpoint = cp
+        self.closed = True
+        return cp
+
+    def abandon(self) -> None:
+        """Close the file without a clean end (used when storage fails)."""
+        self._stream = None
+        self._pending.clear()
+        try:
+            self._out.close()
+        finally:
+            self.closed = True
+
+    def _write_pending(self) -> None:
+        data = b"".join(self._pending)
+        self._pending.clear()
+        self._out.write(data)
+        self._out.sync()

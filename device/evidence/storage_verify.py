@@ -1,0 +1,179 @@
+"""Verifying a whole storage directory: files, chain, events, audit (docs/format.md §6)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from nacl.signing import VerifyKey
+
+from device.evidence.audit import AUDIT_FILE, AuditReport, verify_audit
+from device.evidence.format import seq_from_file_name
+from device.evidence.segment_reader import AUTHENTIC, TRUNCATED, SegmentReport, verify_segment
+
+INTEGRITY_FAILURE = "integrity_failure"
+
+
+@dataclass(slots=True)
+class Segment:
+    name: str
+    path: str
+    report: SegmentReport
+
+    @property
+    def seq(self) -> int:
+        return self.report.header["seq"]
+
+    @property
+    def header(self) -> dict:
+        return self.report.header
+
+
+@dataclass(slots=True)
+class StorageReport:
+    outcome: str = AUTHENTIC
+    problems: list[tuple[str, str]] = field(default_factory=list)   # (file, reason): tampering
+    cut_short: list[tuple[str, str]] = field(default_factory=list)  # (file, reason): power loss
+    segments: list[Segment] = field(default_factory=list)          # authenticated, by seq
+    files: dict[str, str] = field(default_factory=dict)            # name -> outcome
+    audit: AuditReport | None = None
+
+    def events(self) -> dict[str, list[Segment]]:
+        grouped: dict[str, list[Segment]] = {}
+        for seg in self.segments:
+            grouped.setdefault(seg.header["event_id"], []).append(seg)
+        return grouped
+
+    def to_json(self) -> dict:
+        return {
+            "outcome": self.outcome,
+            "problems": [{"file": f, "reason": r} for f, r in self.problems],
+            "cut_short": [{"file": f, "reason": r} for f, r in self.cut_short],
+            "files": self.files,
+            "events": [
+                {"event_id": event_id, "segments": [s.seq for s in segs],
+                 "media_s": segs[-1].report.last.media_end_us / 1e6}
+                for event_id, segs in self.events().items()
+            ],
+            "audit_entries": len(self.audit.entries) if self.audit else 0,
+        }
+
+
+def verify_storage(directory: str, device_key: VerifyKey) -> StorageReport:
+    """Raises OSError if the directory cannot be read; everything else is reported."""
+    report = StorageReport()
+    names = sorted(n for n in os.listdir(directory) if not n.startswith("."))
+    torn_seqs: set[int] = set()
+    for name in names:
+        path = os.path.join(directory, name)
+        if name == AUDIT_FILE:
+            continue
+        name_seq = seq_from_file_name(name)
+        if name_seq is None or not os.path.isfile(path):
+            report.problems.append((name, "unexpected file in evidence storage"))
+            continue
+        with open(path, "rb") as f:
+            seg_report = verify_segment(f.read(), device_key)
+        report.files[name] = seg_report.outcome
+        if not seg_report.ok:
+            report.problems.append((name, seg_report.reason))
+            continue
+        if seg_report.header is not None and seg_report.header["seq"] != name_seq:
+            report.problems.append((name, f"file name says segment {name_seq} but its signed header says "
+                                          f"{seg_report.header['seq']} (renamed, replayed or duplicated)"))
+            continue
+        if seg_report.outcome == TRUNCATED:
+            report.cut_short.append((name, seg_report.reason))
+        if seg_report.authenticated:
+            report.segments.append(Segment(name, path, seg_report))
+        else:
+            torn_seqs.add(name_seq)
+    report.segments.sort(key=lambda s: s.seq)
+    _check_chain(report, torn_seqs)
+    _check_events(report)
+    _check_audit(report, directory, device_key)
+    if report.problems:
+        report.outcome = INTEGRITY_FAILURE
+    elif report.cut_short:
+        report.outcome = TRUNCATED
+    return report
+
+
+def _check_chain(report: StorageReport, torn_seqs: set[int]) -> None:
+    previous: Segment | None = None
+    for seg in report.segments:
+        prev = seg.header["prev"]
+        if previous is None:
+            if prev is not None:
+                report.problems.append((seg.name, f"segment {prev['seq']} before it is missing"))
+        elif prev is None or prev["seq"] != previous.seq:
+            missing = f"segment {prev['seq']}" if prev else "its predecessor"
+            report.problems.append((seg.name, f"does not follow segment {previous.seq}: {missing} "
+                                              f"is missing, or segments were reordered"))
+        else:
+            last = previous.report.last
+            if prev["hash"] != last.hash.hex() or prev["chunks"] != last.chunk_count:
+                report.problems.append((seg.name, f"does not chain to segment {previous.seq} "
+                                                  f"(hash mismatch: spliced or altered)"))
+            gap = set(range(previous.seq + 1, seg.seq)) - torn_seqs
+            if gap:
+                report.problems.append((seg.name, f"segments {sorted(gap)} are missing"))
+        previous = seg
+
+
+def _check_events(report: StorageReport) -> None:
+    for event_id, segs in report.events().items():
+        for index, seg in enumerate(segs):
+            if seg.header["event_segment"] != index:
+                report.problems.append((seg.name, f"event {event_id[:8]}: segment {index} of the event "
+                                                  f"is missing or out of order"))
+                break
+            if index == 0:
+                continue
+            before = segs[index - 1]
+            if before.report.outcome != AUTHENTIC:
+                continue  # power loss mid-event: the gap is already reported as cut short
+            if seg.header["media_start_us"] != before.report.last.media_end_us:
+                report.problems.append((seg.name, f"media time does not continue from segment {before.seq}"))
+
+
+def _check_audit(report: StorageReport, directory: str, device_key: VerifyKey) -> None:
+    path = os.path.join(directory, AUDIT_FILE)
+    if not os.path.exists(path):
+        if report.segments:
+            report.problems.append((AUDIT_FILE, "audit log is missing"))
+        return
+    with open(path, "rb") as f:
+        audit = verify_audit(f.read(), device_key)
+    report.audit = audit
+    report.files[AUDIT_FILE] = audit.outcome
+    if not audit.ok:
+        report.problems.append((AUDIT_FILE, audit.reason))
+        return
+    if audit.outcome == TRUNCATED:
+        report.cut_short.append((AUDIT_FILE, audit.reason))
+    by_seq = {seg.seq: seg for seg in report.segments}
+    events = report.events()
+    started: set[str] = set()
+    stopped: set[str] = set()
+    for entry in audit.entries:
+        if entry["type"] == "activation":
+            started.add(entry.get("event_id"))
+            seg = by_seq.get(entry.get("first_seq"))
+            if seg is None or seg.header["event_id"] != entry.get("event_id"):
+                report.problems.append((AUDIT_FILE, f"entry {entry['n']}: event starts in segment "
+                                                    f"{entry.get('first_seq')}, which is missing"))
+        elif entry["type"] == "deactivation":
+            stopped.add(entry.get("event_id"))
+            seg = by_seq.get(entry.get("last_seq"))
+            segs = events.get(entry.get("event_id"), [])
+            if seg is None or not segs or segs[-1] is not seg:
+                report.problems.append((AUDIT_FILE, f"entry {entry['n']}: event ends in segment "
+                                                    f"{entry.get('last_seq')}, which is missing"))
+            elif seg.report.outcome != AUTHENTIC or seg.report.last.hash.hex() != entry.get("last_hash"):
+                report.problems.append((seg.name, "last segment of the event does not match the audit log"))
+    for event_id, segs in events.items():
+        if event_id not in started:
+            report.problems.append((segs[0].name, f"event {event_id[:8]} has no activation in the audit log"))
+        elif event_id not in stopped:
+            report.cut_short.append((segs[-1].name, f"event {event_id[:8]} has no stop entry: "
+                                                    f"recording was cut short"))

@@ -1,0 +1,138 @@
+"""The firmware: wires a Board to the recorder, writer, gestures and audit log.
+
+The same code runs on the simulator and the Pi (HAL-3): it sees only the Board.
+"""
+from __future__ import annotations
+
+import threading
+
+from nacl.signing import SigningKey
+
+from device import gestures
+from device.chainstate import ChainState, recover
+from device.config import FIRMWARE_VERSION, Identity, Policy
+from device.evidence.audit import AuditLog
+from device.recorder import Recorder
+from device.ringbuffer import PreEventBuffer
+from device.states import Event, State
+from device.writer import AuditEntry, SegmentWriter
+from hal.board import Board
+from hal.clock import Timer
+from hal.indicators import LED_RECORD, LED_STATUS
+from hal.inputs import RECORD_BUTTON
+
+_BUTTON_EVENTS = {
+    gestures.DOUBLE_PRESS: Event.START_BUTTON,
+    gestures.PRESS: Event.MARKER_BUTTON,
+    gestures.HOLD: Event.STOP_BUTTON,
+}
+
+
+class Firmware:
+    def __init__(self, board: Board, identity: Identity, policy: Policy) -> None:
+        self.board, self.identity, self.policy = board, identity, policy
+        self._signing_key = SigningKey(board.keystore.signing_seed())
+        if bytes(self._signing_key.verify_key) != identity.device_public_key:
+            raise ValueError("the key store's signing key does not match device.json")
+        self._input_lock = threading.Lock()
+        self._decoders: dict[str, gestures.GestureDecoder | gestures.TriggerDecoder] = {}
+        self._timers: dict[str, Timer] = {}
+        self.chain = ChainState.load(board.keystore)
+        self.recorder: Recorder | None = None
+        self.writer: SegmentWriter | None = None
+        self.failure: BaseException | None = None
+
+    def boot(self) -> None:
+        board, clock = self.board, self.board.clock
+        now_us, utc_us = clock.monotonic_us(), clock.wall_time_us()
+        recovery = recover(self.chain, board.storage, self._signing_key.verify_key)
+        audit = AuditLog(board.storage, self._signing_key, self.identity.device_id)
+        if recovery is not None or audit.torn_tail:
+            # AUD-2: explain the unclean stop before anything else is logged.
+            fields = {} if recovery is None or recovery.seq is None else {
+                "seq": recovery.seq, "chunks": recovery.chunks}
+            audit.append("recovery", now_us, utc_us, **fields)
+        audit.append("boot", now_us, utc_us, firmware=FIRMWARE_VERSION,
+                     pre_event_s=self.policy.pre_event_s, segment_s=self.policy.segment_s)
+        self.chain.running = True
+        self.chain.save(board.keystore)
+
+        video = board.camera.video_format
+        buffer = PreEventBuffer(self.policy.pre_event_s,
+                                self.policy.buffer_max_bytes(video.bitrate_bps, video.keyframe_interval_s),
+                                keep_audio=self.policy.pre_event_audio)
+        self.writer = SegmentWriter(board.storage, board.keystore, self._signing_key, self.identity,
+                                    self.chain, audit, video, board.microphone.audio_format, self.policy,
+                                    on_committed=self._on_committed, on_failure=self._on_writer_failure)
+        self.recorder = Recorder(clock, self.policy, buffer, self.writer, board.indicators)
+        self.writer.start()
+        for name in board.inputs.names:
+            if name == RECORD_BUTTON:
+                self._decoders[name] = gestures.GestureDecoder(
+                    debounce_us=self.policy.debounce_ms * 1000,
+                    double_press_window_us=self.policy.double_press_window_ms * 1000,
+                    hold_us=round(self.policy.hold_stop_s * 1e6),
+                    initial_active=board.inputs.is_active(name))
+            else:
+                self._decoders[name] = gestures.TriggerDecoder(initial_active=board.inputs.is_active(name))
+        board.inputs.subscribe(self._on_edge)
+        board.indicators.set_led(LED_STATUS, True)
+        board.camera.start(self.recorder.on_packet)
+        board.microphone.start(self.recorder.on_packet)
+
+    def shutdown(self, source: str = "shutdown") -> None:
+        """Stop cleanly: close any event, log the shutdown, persist the chain."""
+        board, clock = self.board, self.board.clock
+        board.camera.stop()
+        board.microphone.stop()
+        for timer in self._timers.values():
+            timer.cancel()
+        self.recorder.handle(Event.SHUTDOWN, source)
+        self.writer.put(AuditEntry("shutdown", clock.monotonic_us(), clock.wall_time_us(), {"source": source}))
+        self.writer.close()
+        board.indicators.set_led(LED_RECORD, False)
+        board.indicators.set_led(LED_STATUS, False)
+        if self.failure is None:
+            self.chain.running = False
+            self.chain.save(board.keystore)
+
+    # -- inputs -------------------------------------------------------------------
+    def _on_edge(self, name: str, active: bool, timestamp_us: int) -> None:
+        with self._input_lock:
+            decoder = self._decoders.get(name)
+            if decoder is None:
+                return
+            self._dispatch(name, decoder.edge(active, timestamp_us))
+            self._rearm(name)
+
+    def _on_timer(self, name: str) -> None:
+        with self._input_lock:
+            self._dispatch(name, self._decoders[name].poll(self.board.clock.monotonic_us()))
+            self._rearm(name)
+
+    def _rearm(self, name: str) -> None:
+        old = self._timers.pop(name, None)
+        if old is not None:
+            old.cancel()
+        deadline_us = self._decoders[name].next_deadline_us()
+        if deadline_us is not None:
+            self._timers[name] = self.board.clock.call_at(deadline_us, lambda: self._on_timer(name))
+
+    def _dispatch(self, name: str, gesture_events: list) -> None:
+        for gesture in gesture_events:
+            if name == RECORD_BUTTON:
+                self.recorder.handle(_BUTTON_EVENTS[gesture], "button")
+            elif gesture == gestures.ON:
+                self.recorder.handle(Event.TRIGGER_START, f"trigger:{name}")
+            elif gesture == gestures.OFF and self.policy.triggers.get(name, "start") == "start_stop":
+                self.recorder.handle(Event.TRIGGER_STOP, f"trigger:{name}")
+
+    # -- writer callbacks (writer thread) -------------------------------------------
+    def _on_committed(self, media_monotonic_us: int) -> None:
+        self.recorder.on_committed(media_monotonic_us)
+
+    def _on_writer_failure(self, exc: BaseException) -> None:
+        self.failure = exc
+        if self.recorder.state is State.RECORDING:
+            self.recorder.handle(Event.STORAGE_FAILED, "storage")
+

@@ -1,0 +1,83 @@
+"""The recorder: state machine, pre-event buffer and hand-over to the writer.
+
+Packets arrive on the camera/microphone threads and events on the input path;
+one lock serialises both, so the switch from buffer to recording happens between
+two packets and no frame is lost or duplicated (BUF-4).
+"""
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import Callable
+
+from device.config import Policy
+from device.ringbuffer import PreEventBuffer
+from device.states import INITIAL_STATE, Action, Event, State, step
+from device.writer import AuditEntry, EventStart, EventStop, Metadata, SegmentWriter
+from hal.clock import Clock
+from hal.indicators import LED_RECORD, Indicators
+from hal.media import MediaPacket
+
+
+class Recorder:
+    def __init__(self, clock: Clock, policy: Policy, buffer: PreEventBuffer, writer: SegmentWriter,
+                 indicators: Indicators, new_event_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
+        self._clock, self._policy, self._buffer = clock, policy, buffer
+        self._writer, self._indicators, self._new_event_id = writer, indicators, new_event_id
+        self._lock = threading.Lock()
+        self._state = INITIAL_STATE
+        self._event_id: str | None = None
+        self.events_started = 0
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    @property
+    def event_id(self) -> str | None:
+        return self._event_id
+
+    def on_packet(self, packet: MediaPacket) -> None:
+        """Camera and microphone sink: append to memory, nothing else."""
+        with self._lock:
+            if self._state is State.RECORDING:
+                self._writer.put(packet)
+            elif self._state is State.BUFFERING:
+                self._buffer.append(packet)
+
+    def handle(self, event: Event, source: str) -> Action:
+        with self._lock:
+            now_us = self._clock.monotonic_us()
+            utc_us = self._clock.wall_time_us()
+            self._state, action = step(self._state, event)
+            if action is Action.START_EVENT:
+                self._start(source, now_us, utc_us)
+            elif action is Action.MARKER:
+                self._writer.put(Metadata("marker", now_us, {"source": source}))
+                self._writer.put(AuditEntry("marker", now_us, utc_us,
+                                            {"source": source, "event_id": self._event_id}))
+                self._indicators.vibrate(100)
+            elif action in (Action.STOP_EVENT, Action.STOP_EVENT_AND_SHUTDOWN):
+                self._writer.put(EventStop(source, now_us, utc_us))
+                self._event_id = None
+                self._indicators.set_led(LED_RECORD, False)
+                self._indicators.vibrate(400)
+            return action
+
+    def _start(self, source: str, now_us: int, utc_us: int) -> None:
+        packets = self._buffer.take(now_us)
+        if not packets:
+            # No keyframe yet (camera just started): the event starts with the
+            # first keyframe that arrives, which the writer waits for.
+            packets = []
+        self._event_id = self._new_event_id()
+        self.events_started += 1
+        self._writer.put(EventStart(self._event_id, source, now_us, utc_us,
+                                    self._policy.pre_event_s, packets))
+        self._indicators.vibrate(200)
+        self._indicators.beep(2000, 150)
+
+    def on_committed(self, media_monotonic_us: int) -> None:
+        """Writer thread: media up to this time is durable; the red LED tells the truth."""
+        if self._state is State.RECORDING:
+            self._indicators.set_led(LED_RECORD, True)

@@ -1,0 +1,43 @@
+"""Composition root for the simulator: builds a Board of simulated parts."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hal.board import Board
+from hal.clock import Clock
+from hal.dirstorage import DirectoryStorage
+from hal.filekeystore import FileKeyStore
+from hal.inputs import RECORD_BUTTON
+from hal.media import AudioFormat, VideoFormat
+from simulator.audio import SimAir, SimMicrophone, SimSpeaker
+from simulator.battery import SimBattery
+from simulator.camera import SimCamera
+from simulator.indicators import SimIndicators
+from simulator.inputs import SimInputs
+
+
+@dataclass(frozen=True)
+class SimWorld:
+    """The board plus the simulated parts' own handles (fault switches, history)."""
+    board: Board
+    camera: SimCamera
+    inputs: SimInputs
+    indicators: SimIndicators
+    air: SimAir
+    battery: SimBattery
+
+
+def build_sim_board(clock: Clock, device_dir: str, storage_dir: str, video: VideoFormat,
+                    trigger_names: tuple[str, ...] = (), source_path: str | None = None,
+                    audio: AudioFormat = AudioFormat()) -> SimWorld:
+    air = SimAir(sample_rate_hz=audio.sample_rate_hz)
+    camera = SimCamera(clock, video, source_path)
+    inputs = SimInputs(clock, (RECORD_BUTTON, *trigger_names))
+    indicators = SimIndicators(clock)
+    battery = SimBattery(clock)
+    board = Board(
+        camera=camera, microphone=SimMicrophone(clock, air, audio), speaker=SimSpeaker(clock, air),
+        inputs=inputs, indicators=indicators, clock=clock, storage=DirectoryStorage(storage_dir),
+        battery=battery, keystore=FileKeyStore(device_dir),
+    )
+    return SimWorld(board, camera, inputs, indicators, air, battery)

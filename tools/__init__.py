@@ -1,0 +1,1 @@
+"""Custodian and bench tools: thin command-line layers over device/ modules."""
