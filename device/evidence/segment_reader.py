@@ -201,3 +201,18 @@ def _walk(data: memoryview, key: VerifyKey, report: SegmentReport) -> None:
     else:
         report.reason = (f"authentic up to chunk {last.chunk_count} "
                          f"({last.media_end_us / 1e6:.2f} s of event media), then cut short by power loss")
+
+
+def read_header_unverified(data: bytes) -> dict | None:
+    """The header of a segment without checking any signature (e.g. to learn which
+    device key a storage claims); None if the file has no readable header."""
+    view = memoryview(data)
+    if len(view) < PREAMBLE_BYTES or view[:len(MAGIC)] != MAGIC:
+        return None
+    try:
+        rec = _read_record(view, PREAMBLE_BYTES)
+        if rec is None or rec[0] != TYPE_HEADER:
+            return None
+        return decode_header(bytes(rec[1]))
+    except (_Fail, HeaderError):
+        return None

@@ -1,0 +1,151 @@
+"""The `bwc` command (docs/tools.md). Thin: parsing, messages and exit codes only."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+EXIT_OK, EXIT_INTEGRITY, EXIT_USAGE, EXIT_TRUNCATED = 0, 1, 2, 3
+
+
+class UsageError(Exception):
+    pass
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bwc", description="OpenBWC body-worn camera: firmware, simulator and custodian tools")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("keygen", help="make a custodian key pair")
+    s.add_argument("--out", required=True, metavar="DIR")
+
+    s = sub.add_parser("provision", help="give a device its identity, signing key and custodian keys")
+    s.add_argument("--device-id", required=True, metavar="ID")
+    s.add_argument("--custodian", required=True, action="append", metavar="PUB")
+    s.add_argument("--out", required=True, metavar="DEVICE_DIR")
+
+    s = sub.add_parser("run", help="run the firmware")
+    s.add_argument("--device", required=True, metavar="DEVICE_DIR")
+    s.add_argument("--hal", required=True, choices=("sim", "pi"))
+    s.add_argument("--scenario", metavar="FILE.toml", help="scripted inputs (sim); default: the built-in demo")
+    s.add_argument("--source", metavar="VIDEO", help="play this video file through the simulated camera")
+    s.add_argument("--realtime", action="store_true", help="run on the wall clock instead of the virtual clock")
+    s.add_argument("--storage", metavar="DIR", help="evidence directory (default DEVICE_DIR/storage)")
+
+    s = sub.add_parser("verify", help="check footage with the device's public key")
+    s.add_argument("storage", metavar="STORAGE_DIR")
+    s.add_argument("--device-pub", required=True, metavar="PUB")
+    s.add_argument("--json", action="store_true", help="print a JSON report")
+
+    s = sub.add_parser("export", help="decrypt footage to MP4 + JSON sidecar per event")
+    s.add_argument("storage", metavar="STORAGE_DIR")
+    s.add_argument("--key", required=True, metavar="KEYFILE")
+    s.add_argument("--out", required=True, metavar="DIR")
+    s.add_argument("--device-pub", metavar="PUB", help="pin the device key (default: the key the footage names)")
+
+    s = sub.add_parser("demo", help="keygen, provision, record a scenario, verify, export")
+    s.add_argument("--out", required=True, metavar="DIR")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from device.config import ConfigError
+    from device.evidence.keys import KeyFileError
+    try:
+        return _COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(f"bwc {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ConfigError, KeyFileError) as exc:
+        print(f"bwc {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"bwc {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _keygen(args) -> int:
+    from tools.provision import ProvisionError, keygen
+    try:
+        secret, public = keygen(args.out)
+    except ProvisionError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"custodian secret key: {secret} (keep it offline; mode 0600)")
+    print(f"custodian public key: {public} (give it to bwc provision)")
+    return EXIT_OK
+
+
+def _provision(args) -> int:
+    from tools.provision import ProvisionError, provision
+    try:
+        device_pub = provision(args.device_id, args.custodian, args.out)
+    except ProvisionError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"provisioned {args.device_id!r} in {args.out}; device public key: {device_pub}")
+    return EXIT_OK
+
+
+def _run(args) -> int:
+    from tools.run import run_command
+    return run_command(args)
+
+
+def _read_device_pub(path: str):
+    from device.evidence.keys import read_device_public
+    return read_device_public(path)
+
+
+def _verify(args) -> int:
+    from device.evidence.storage_verify import INTEGRITY_FAILURE, verify_storage
+    from tools.report import format_report
+    device_key = _read_device_pub(args.device_pub)
+    if not os.path.isdir(args.storage):
+        raise UsageError(f"{args.storage}: not a directory")
+    try:
+        report = verify_storage(args.storage, device_key)
+    except OSError as exc:
+        raise UsageError(f"{args.storage}: cannot read ({exc.strerror})") from None
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2, sort_keys=True))
+    else:
+        print(format_report(report))
+    if report.outcome == INTEGRITY_FAILURE:
+        return EXIT_INTEGRITY
+    return EXIT_TRUNCATED if report.outcome == "truncated" else EXIT_OK
+
+
+def _export(args) -> int:
+    from device.evidence.keys import read_custodian_secret
+    from tools.export import ExportError, export_storage
+    from tools.report import storage_device_key
+    secret = read_custodian_secret(args.key)
+    if not os.path.isdir(args.storage):
+        raise UsageError(f"{args.storage}: not a directory")
+    pinned = args.device_pub is not None
+    device_key = _read_device_pub(args.device_pub) if pinned else storage_device_key(args.storage)
+    try:
+        report, exported = export_storage(args.storage, secret, device_key, args.out, pinned)
+    except ExportError as exc:
+        print(f"bwc export: {exc}", file=sys.stderr)
+        return exc.exit_code
+    for ev in exported:
+        print(f"{ev.mp4_path}  ({ev.media_s:.1f} s; metadata in {os.path.basename(ev.sidecar_path)})")
+    if report.outcome == "truncated":
+        print("note: some footage was cut short by power loss; see the sidecar's verification section")
+        return EXIT_TRUNCATED
+    return EXIT_OK
+
+
+def _demo(args) -> int:
+    from tools.demo import run_demo
+    return run_demo(args.out)
+
+
+_COMMANDS = {"keygen": _keygen, "provision": _provision, "run": _run, "verify": _verify,
+             "export": _export, "demo": _demo}
+
+if __name__ == "__main__":
+    sys.exit(main())

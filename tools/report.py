@@ -1,0 +1,51 @@
+"""Human-readable verification reports, and finding the device key a storage names."""
+from __future__ import annotations
+
+import os
+
+from nacl.signing import VerifyKey
+
+from device.evidence.format import seq_from_file_name
+from device.evidence.segment_reader import read_header_unverified
+from device.evidence.storage_verify import INTEGRITY_FAILURE, StorageReport
+
+_WORDS = {"authentic": "AUTHENTIC and complete", "truncated": "AUTHENTIC, but cut short by power loss",
+          INTEGRITY_FAILURE: "INTEGRITY FAILURE"}
+
+
+class NoDeviceKey(Exception):
+    pass
+
+
+def format_report(report: StorageReport) -> str:
+    lines = []
+    for name, outcome in sorted(report.files.items()):
+        lines.append(f"  {outcome:<18} {name}")
+    for name, reason in report.cut_short:
+        lines.append(f"  cut short          {name}: {reason}")
+    for name, reason in report.problems:
+        lines.append(f"  FAILED             {name}: {reason}")
+    events = report.events()
+    audit = len(report.audit.entries) if report.audit else 0
+    lines.append(f"Result: {_WORDS[report.outcome]} — {len(report.segments)} segment(s), "
+                 f"{len(events)} event(s), {audit} audit entr{'y' if audit == 1 else 'ies'}")
+    return "\n".join(lines)
+
+
+def storage_device_key(storage_dir: str) -> VerifyKey:
+    """The device key the footage itself names (all segments must agree)."""
+    found: set[str] = set()
+    for name in sorted(os.listdir(storage_dir)):
+        if seq_from_file_name(name) is None:
+            continue
+        with open(os.path.join(storage_dir, name), "rb") as f:
+            header = read_header_unverified(f.read(70_000))
+        if header is not None:
+            found.add(header["device_key"])
+    if not found:
+        from tools.export import ExportError
+        raise ExportError(f"{storage_dir} holds no readable segments", 2)
+    if len(found) > 1:
+        from tools.export import ExportError
+        raise ExportError(f"{storage_dir} mixes footage from {len(found)} device keys; pass --device-pub", 1)
+    return VerifyKey(bytes.fromhex(found.pop()))

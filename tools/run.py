@@ -1,0 +1,57 @@
+"""`bwc run`: build a board (simulator or Raspberry Pi) and run the firmware on it."""
+from __future__ import annotations
+
+import os
+import sys
+from importlib import resources
+
+from device.config import load_identity, load_policy
+from simulator.scenario import Scenario, load_scenario, parse_scenario
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def builtin_scenario(name: str = "demo") -> Scenario:
+    text = resources.files("simulator").joinpath("scenarios", f"{name}.toml").read_text(encoding="utf-8")
+    return parse_scenario(text, f"<built-in {name} scenario>")
+
+
+def run_command(args) -> int:
+    identity = load_identity(args.device)
+    policy = load_policy(os.path.join(args.device, "policy.toml"))
+    storage = args.storage or os.path.join(args.device, "storage")
+    if args.hal == "pi":
+        return _run_pi(args)
+    scenario = load_scenario(args.scenario) if args.scenario else builtin_scenario()
+    policy = scenario.apply_policy(policy)
+    if args.source and not os.path.isfile(args.source):
+        print(f"bwc run: --source {args.source}: no such file", file=sys.stderr)
+        return EXIT_USAGE
+    from simulator.camera import SourceVideoError
+    from simulator.runner import run_scenario
+    try:
+        result = run_scenario(scenario, identity, policy, args.device, storage, args.source, args.realtime)
+    except SourceVideoError as exc:
+        print(f"bwc run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    fw = result.firmware
+    print(f"ran {scenario.source} ({scenario.duration_s:g} s simulated); "
+          f"{fw.recorder.events_started} event(s) recorded to {storage}")
+    if fw.failure is not None:
+        print(f"bwc run: recording failed: {fw.failure}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _run_pi(args) -> int:
+    from hal.pi import BackendUnavailable
+    try:
+        from tools.pi_main import run_on_pi
+    except BackendUnavailable as exc:
+        print(f"bwc run --hal pi: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return run_on_pi(args)
+    except BackendUnavailable as exc:
+        print(f"bwc run --hal pi: {exc}", file=sys.stderr)
+        return EXIT_USAGE
