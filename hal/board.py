@@ -1,6 +1,6 @@
 """The Board bundle: everything the firmware may touch, in one object (HAL-1).
 
-Built in one place (a composition root: simulator/board.py or hal/pi/board.py)
+Built in one place (a composition root: simulator/board.py or hal.pi.build_pi_board)
 and handed to the firmware.
 """
 from __future__ import annotations

@@ -114,7 +114,10 @@ def _parse_checkpoint_at(body: memoryview, pos: int) -> Checkpoint:
 
 def _verify(data: memoryview, key: VerifyKey, report: SegmentReport) -> None:
     size = len(data)
-    if size < len(MAGIC) or data[:len(MAGIC)] != MAGIC:
+    if size < PREAMBLE_BYTES and MAGIC.startswith(bytes(data[:len(MAGIC)])):
+        report.outcome, report.reason = TRUNCATED, "cut short inside the preamble; nothing authenticated"
+        return
+    if data[:len(MAGIC)] != MAGIC:
         raise _Fail(NOT_EVIDENCE, "not an OpenBWC segment file (bad magic)")
     if size < PREAMBLE_BYTES:
         report.outcome, report.reason = TRUNCATED, "cut short inside the preamble; nothing authenticated"
@@ -129,21 +132,20 @@ def _verify(data: memoryview, key: VerifyKey, report: SegmentReport) -> None:
     tail_b = bytes(data[size - CHECKPOINT_RECORD_BYTES:]) \
         if size >= PREAMBLE_BYTES + CHECKPOINT_RECORD_BYTES else b""
     claims_final = looks_like_final_checkpoint(tail_a) or looks_like_final_checkpoint(tail_b)
-    if claims_final and tail_a != tail_b:
-        raise _Fail(STRUCTURE_FAILURE, "the two copies of the final checkpoint differ")
 
-    _walk(data, key, report)
-    if report.outcome == TRUNCATED and claims_final:
+    torn_final_copy = _walk(data, key, report)
+    if report.outcome == TRUNCATED and claims_final and not torn_final_copy:
         raise _Fail(STRUCTURE_FAILURE, "the file's clean end is damaged")
 
 
-def _walk(data: memoryview, key: VerifyKey, report: SegmentReport) -> None:
+def _walk(data: memoryview, key: VerifyKey, report: SegmentReport) -> bool:
+    """Walk the records; returns True if only the final checkpoint's copy was torn off."""
     size = len(data)
     pos = PREAMBLE_BYTES
     rec = _read_record(data, pos)
     if rec is None:
         report.outcome, report.reason = TRUNCATED, "cut short inside the header; nothing authenticated"
-        return
+        return False
     rtype, body, pos_after_header = rec
     if rtype != TYPE_HEADER:
         raise _Fail(HEADER_FAILURE, "file does not start with a header")
@@ -188,10 +190,18 @@ def _walk(data: memoryview, key: VerifyKey, report: SegmentReport) -> None:
         report.chunks = list(chunk_spans)
         if cp.final:
             # Only the byte-identical copy of the final checkpoint may follow it.
-            if bytes(data[end:]) != bytes(data[pos:end]):
-                raise _Fail(STRUCTURE_FAILURE, f"the final checkpoint at byte {pos} is not followed by exactly its copy")
-            report.outcome = AUTHENTIC
-            return
+            rest, own = bytes(data[end:]), bytes(data[pos:end])
+            if rest == own:
+                report.outcome = AUTHENTIC
+                return False
+            if len(rest) < len(own) and own.startswith(rest):
+                # Power failed while the copy was being written: the media is
+                # complete and signed, only the redundancy is missing.
+                report.outcome = TRUNCATED
+                report.reason = (f"complete and signed ({cp.chunk_count} chunks), but power was lost "
+                                 f"while closing the file")
+                return True
+            raise _Fail(STRUCTURE_FAILURE, f"the final checkpoint at byte {pos} is not followed by exactly its copy")
         pos = end
 
     last = report.last
@@ -201,6 +211,7 @@ def _walk(data: memoryview, key: VerifyKey, report: SegmentReport) -> None:
     else:
         report.reason = (f"authentic up to chunk {last.chunk_count} "
                          f"({last.media_end_us / 1e6:.2f} s of event media), then cut short by power loss")
+    return False
 
 
 def read_header_unverified(data: bytes) -> dict | None:
