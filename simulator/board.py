@@ -29,9 +29,9 @@ class SimWorld:
 
 def build_sim_board(clock: Clock, device_dir: str, storage_dir: str, video: VideoFormat,
                     trigger_names: tuple[str, ...] = (), source_path: str | None = None,
-                    audio: AudioFormat = AudioFormat()) -> SimWorld:
+                    audio: AudioFormat = AudioFormat(), constant_bitrate: bool = False) -> SimWorld:
     air = SimAir(sample_rate_hz=audio.sample_rate_hz)
-    camera = SimCamera(clock, video, source_path)
+    camera = SimCamera(clock, video, source_path, constant_bitrate=constant_bitrate)
     inputs = SimInputs(clock, (RECORD_BUTTON, *trigger_names))
     indicators = SimIndicators(clock)
     battery = SimBattery(clock)

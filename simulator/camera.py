@@ -29,7 +29,8 @@ class SourceVideoError(ValueError):
 
 
 def open_h264_encoder(
-    video_format: VideoFormat, threads: int = 1, adaptive_quant: bool = False
+    video_format: VideoFormat, threads: int = 1, adaptive_quant: bool = False,
+    constant_bitrate: bool = False,
 ) -> av.VideoCodecContext:
     """An x264 encoder that emits one Annex B access unit per input frame, at once.
 
@@ -63,6 +64,11 @@ def open_h264_encoder(
         # make the slice count, and so the bitstream, depend on the CPU count).
         "threads": str(threads),
     }
+    if constant_bitrate:
+        # Pad with filler NAL units to exactly the configured rate, like a
+        # hardware encoder in CBR mode: benchmarks then see real byte volumes
+        # even though the synthetic picture compresses far better.
+        encoder.options = dict(encoder.options, **{"x264-params": "nal-hrd=cbr:filler=1"})
     encoder.open()
     return encoder
 
@@ -128,6 +134,7 @@ class SimCamera(Camera):
         video_format: VideoFormat,
         source_path: str | None = None,
         encoder_threads: int = 1,
+        constant_bitrate: bool = False,
     ) -> None:
         if video_format.codec != "h264":
             raise ValueError(f"SimCamera encodes h264 only, not {video_format.codec!r}")
@@ -138,6 +145,7 @@ class SimCamera(Camera):
         self._clock = clock
         self._format = video_format
         self._encoder_threads = encoder_threads
+        self._constant_bitrate = constant_bitrate
         self._source = (
             _SourceFrames(source_path, video_format.width, video_format.height) if source_path else None
         )
@@ -245,7 +253,8 @@ class SimCamera(Camera):
     def _encode(self, frame_number: int, timestamp_us: int) -> MediaPacket:
         if self._encoder is None:
             self._encoder = open_h264_encoder(
-                self._format, self._encoder_threads, adaptive_quant=self._source is not None
+                self._format, self._encoder_threads, adaptive_quant=self._source is not None,
+                constant_bitrate=self._constant_bitrate,
             )
         picture = self._picture(frame_number, timestamp_us)
         self.last_picture = picture

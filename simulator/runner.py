@@ -64,7 +64,8 @@ def run_scenario(scenario: Scenario, identity: Identity, policy: Policy, device_
                  storage_dir: str, source_path: str | None = None, realtime: bool = False) -> RunResult:
     clock: Clock = RealClock() if realtime else VirtualClock()
     triggers = tuple(sorted(set(scenario.trigger_names) | set(policy.triggers)))
-    world = build_sim_board(clock, device_dir, storage_dir, scenario.video, triggers, source_path)
+    world = build_sim_board(clock, device_dir, storage_dir, scenario.video, triggers, source_path,
+                            constant_bitrate=scenario.constant_bitrate)
     firmware = Firmware(world.board, identity, policy)
     firmware.boot()
     start_us = clock.monotonic_us()

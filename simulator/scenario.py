@@ -9,7 +9,8 @@ from hal.media import VideoFormat
 
 ACTIONS = ("button.press", "button.double_press", "button.hold", "trigger.on", "trigger.off", "power.cut")
 DEFAULT_VIDEO = VideoFormat(width=640, height=360, fps=30, keyframe_interval_s=2.0, bitrate_bps=1_500_000)
-_CAMERA_KEYS = {"width": int, "height": int, "fps": int, "keyframe_interval_s": (int, float), "bitrate_bps": int}
+_CAMERA_KEYS = {"width": int, "height": int, "fps": int, "keyframe_interval_s": (int, float), "bitrate_bps": int,
+                "constant_bitrate": bool}
 _TOP_KEYS = {"duration_s", "camera", "policy", "at", "description"}
 
 
@@ -25,6 +26,7 @@ class Step:
 class Scenario:
     duration_s: float
     video: VideoFormat = DEFAULT_VIDEO
+    constant_bitrate: bool = False   # pad to exactly bitrate_bps, like a CBR hardware encoder
     policy_overrides: dict = field(default_factory=dict)
     steps: tuple[Step, ...] = ()
     source: str = "<built-in>"
@@ -79,12 +81,18 @@ def parse_scenario(text: str, source: str) -> Scenario:
     if not _number(duration_s) or not 0 < duration_s <= 24 * 3600:
         raise _error(source, _key_line(text, "duration_s"), "duration_s must be a number of seconds, 0 < duration_s <= 86400")
     video = DEFAULT_VIDEO
+    constant_bitrate = False
     camera = data.get("camera", {})
     if not isinstance(camera, dict):
         raise _error(source, _key_line(text, "camera"), "camera must be a table")
     for key, value in camera.items():
         if key not in _CAMERA_KEYS:
             raise _error(source, _key_line(text, key), f"unknown key camera.{key} (expected one of {sorted(_CAMERA_KEYS)})")
+        if key == "constant_bitrate":
+            if not isinstance(value, bool):
+                raise _error(source, _key_line(text, key), f"camera.constant_bitrate must be true or false, got {value!r}")
+            constant_bitrate = value
+            continue
         if not isinstance(value, _CAMERA_KEYS[key]) or isinstance(value, bool) or value <= 0:
             raise _error(source, _key_line(text, key), f"camera.{key} must be a positive number, got {value!r}")
         video = replace(video, **{key: value})
@@ -102,7 +110,8 @@ def parse_scenario(text: str, source: str) -> Scenario:
         raise _error(source, _key_line(text, "at"), "use [[at]] tables for scripted steps")
     for index, entry in enumerate(at):
         steps.append(_parse_step(entry, index, duration_s, source, text))
-    return Scenario(duration_s, video, policy, tuple(sorted(steps, key=lambda s: s.t_s)), source, text)
+    return Scenario(duration_s, video, constant_bitrate, policy,
+                    tuple(sorted(steps, key=lambda s: s.t_s)), source, text)
 
 
 def _parse_step(entry: dict, index: int, duration_s: float, source: str, text: str) -> Step:

@@ -47,6 +47,10 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("demo", help="keygen, provision, record a scenario, verify, export")
     s.add_argument("--out", required=True, metavar="DIR")
+
+    s = sub.add_parser("bench", help="measure CPU, memory and speed; write DIR/bench.json")
+    s.add_argument("--out", required=True, metavar="DIR")
+    s.add_argument("--quick", action="store_true", help="smaller, faster figures (no memory runs)")
     return p
 
 
@@ -144,7 +148,15 @@ def _demo(args) -> int:
     return run_demo(args.out)
 
 
-_COMMANDS = {"keygen": _keygen, "provision": _provision, "run": _run, "verify": _verify,
+def _bench(args) -> int:
+    from tools.bench import run_bench
+    report = run_bench(args.out, args.quick)
+    print(json.dumps(report, indent=2))
+    print(f"report written to {os.path.join(args.out, 'bench.json')}")
+    return EXIT_OK
+
+
+_COMMANDS = {"bench": _bench, "keygen": _keygen, "provision": _provision, "run": _run, "verify": _verify,
              "export": _export, "demo": _demo}
 
 if __name__ == "__main__":
