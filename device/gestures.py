@@ -116,7 +116,29 @@ class _Monotonic:
         return t_us
 
 
-class GestureDecoder:
+class _EdgeDecoder:
+    """Shared by both decoders: raw edges and polls in, events out, time never
+    going back. Subclasses set self._line and self._clock and define _advance()."""
+
+    def edge(self, active: bool, t_us: int) -> list:
+        """Feed one raw edge; returns the gestures completed up to t_us, in order."""
+        t_us = self._clock.clamp(t_us)
+        events = []
+        self._advance(t_us, events)
+        self._line.raw_edge(active, t_us)
+        # A zero debounce, or a glitch that just ended with a timer overdue, acts now.
+        self._advance(t_us, events)
+        return events
+
+    def poll(self, t_us: int) -> list:
+        """Let time pass to t_us with no edge; returns the gestures completed meanwhile."""
+        t_us = self._clock.clamp(t_us)
+        events = []
+        self._advance(t_us, events)
+        return events
+
+
+class GestureDecoder(_EdgeDecoder):
     """Decodes the record button's raw edges into PRESS, DOUBLE_PRESS and HOLD.
 
     See the module docstring for the exact timing rules. `initial_active` says
@@ -156,23 +178,6 @@ class GestureDecoder:
     def pressed(self):
         """The debounced button level."""
         return self._line.level
-
-    def edge(self, active: bool, t_us: int) -> list:
-        """Feed one raw edge; returns the gestures completed up to t_us, in order."""
-        t_us = self._clock.clamp(t_us)
-        events = []
-        self._advance(t_us, events)
-        self._line.raw_edge(active, t_us)
-        # A zero debounce, or a glitch that just ended with a timer overdue, acts now.
-        self._advance(t_us, events)
-        return events
-
-    def poll(self, t_us: int) -> list:
-        """Let time pass to t_us with no edge; returns the gestures completed meanwhile."""
-        t_us = self._clock.clamp(t_us)
-        events = []
-        self._advance(t_us, events)
-        return events
 
     def next_deadline_us(self) -> int | None:
         """The earliest time at which poll() could return something; None if idle."""
@@ -236,7 +241,7 @@ class GestureDecoder:
             self._state = _IDLE
 
 
-class TriggerDecoder:
+class TriggerDecoder(_EdgeDecoder):
     """Decodes a trigger line (holster sensor, light bar) into ON and OFF.
 
     ON/OFF is emitted once the new level has been stable for debounce_us; a
@@ -253,20 +258,6 @@ class TriggerDecoder:
     def active(self):
         """The debounced line level."""
         return self._line.level
-
-    def edge(self, active: bool, t_us: int) -> list:
-        t_us = self._clock.clamp(t_us)
-        events = []
-        self._advance(t_us, events)
-        self._line.raw_edge(active, t_us)
-        self._advance(t_us, events)
-        return events
-
-    def poll(self, t_us: int) -> list:
-        t_us = self._clock.clamp(t_us)
-        events = []
-        self._advance(t_us, events)
-        return events
 
     def next_deadline_us(self) -> int | None:
         return self._line.confirm_at_us()
