@@ -121,7 +121,7 @@ class Firmware:
     def _dispatch(self, name: str, gesture_events: list) -> None:
         for gesture in gesture_events:
             if name == RECORD_BUTTON:
-                self.recorder.handle(_BUTTON_EVENTS[gesture], "button")
+                self.recorder.handle(_BUTTON_EVENTS[gesture], "button", self._decoders[name].last_press_us)
             elif gesture == gestures.ON:
                 self.recorder.handle(Event.TRIGGER_START, f"trigger:{name}")
             elif gesture == gestures.OFF and self.policy.triggers.get(name, "start") == "start_stop":

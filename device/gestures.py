@@ -173,6 +173,9 @@ class GestureDecoder(_EdgeDecoder):
         self._state = _CONSUMED if initial_active else _IDLE
         # Press edge time in _FIRST_DOWN, release edge time in _WAIT_SECOND.
         self._mark_us = 0
+        # When the wearer last pressed (debounced edge time): the moment a
+        # gesture stands for, since PRESS is only known a window later.
+        self.last_press_us = 0
 
     @property
     def pressed(self):
@@ -213,6 +216,7 @@ class GestureDecoder(_EdgeDecoder):
             self._expire(events)
 
     def _pressed(self, press_us, events):
+        self.last_press_us = press_us
         if self._state == _WAIT_SECOND:
             if press_us - self._mark_us < self.double_press_window_us:
                 events.append(DOUBLE_PRESS)

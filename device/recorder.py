@@ -45,10 +45,13 @@ class Recorder:
             elif self._state is State.BUFFERING:
                 self._buffer.append(packet)
 
-    def handle(self, event: Event, source: str) -> Action:
+    def handle(self, event: Event, source: str, at_us: int | None = None) -> Action:
+        """Apply `event`; `at_us` is when the wearer acted, if earlier than now
+        (a short press is recognised only after the double-press window)."""
         with self._lock:
-            now_us = self._clock.monotonic_us()
-            utc_us = self._clock.wall_time_us()
+            clock_us = self._clock.monotonic_us()
+            now_us = clock_us if at_us is None else min(at_us, clock_us)
+            utc_us = self._clock.wall_time_us() - (clock_us - now_us)
             self._state, action = step(self._state, event)
             if action is Action.START_EVENT:
                 self._start(source, now_us, utc_us)
