@@ -19,6 +19,10 @@ TRIGGER_POLICIES = ("start", "start_stop")
 class ConfigError(ValueError):
     """A configuration or scenario file is wrong; the message names the key and line."""
 
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key  # the offending key, so callers can add its line number
+
 
 @dataclass(frozen=True)
 class Policy:
@@ -34,16 +38,24 @@ class Policy:
 
     def check(self) -> None:
         if not 0 <= self.pre_event_s <= 120:
-            raise ConfigError(f"pre_event_s must be 0..120 seconds, got {self.pre_event_s}")
+            raise ConfigError(f"pre_event_s must be 0..120 seconds, got {self.pre_event_s}", "pre_event_s")
         if not 1 <= self.segment_s <= 3600:
-            raise ConfigError(f"segment_s must be 1..3600 seconds, got {self.segment_s}")
+            raise ConfigError(f"segment_s must be 1..3600 seconds, got {self.segment_s}", "segment_s")
         if not 0.1 <= self.flush_interval_s <= 10:
-            raise ConfigError(f"flush_interval_s must be 0.1..10 seconds, got {self.flush_interval_s}")
+            raise ConfigError(f"flush_interval_s must be 0.1..10 seconds, got {self.flush_interval_s}",
+                              "flush_interval_s")
         if self.buffer_max_mib < 0:
-            raise ConfigError("buffer_max_mib must not be negative")
+            raise ConfigError("buffer_max_mib must not be negative", "buffer_max_mib")
+        for name, value in (("debounce_ms", self.debounce_ms), ("double_press_window_ms", self.double_press_window_ms)):
+            if not 0 <= value <= 5000:
+                raise ConfigError(f"{name} must be 0..5000 ms, got {value}", name)
+        if not self.debounce_ms < self.double_press_window_ms:
+            raise ConfigError("double_press_window_ms must exceed debounce_ms", "double_press_window_ms")
+        if not 1 <= self.hold_stop_s <= 30:
+            raise ConfigError(f"hold_stop_s must be 1..30 seconds, got {self.hold_stop_s}", "hold_stop_s")
         for name, mode in self.triggers.items():
             if mode not in TRIGGER_POLICIES:
-                raise ConfigError(f"triggers.{name} must be one of {TRIGGER_POLICIES}, got {mode!r}")
+                raise ConfigError(f"triggers.{name} must be one of {TRIGGER_POLICIES}, got {mode!r}", name)
 
     def buffer_max_bytes(self, bitrate_bps: int, keyframe_interval_s: float) -> int:
         if self.buffer_max_mib:
@@ -79,7 +91,8 @@ def build_policy(values: dict, base: Policy, source: str, text: str, prefix: str
     changes = {}
     for key, value in values.items():
         if key not in known:
-            raise ConfigError(f"{where(source, text, key)}: unknown policy key {prefix}{key!r}")
+            raise ConfigError(f"{where(source, text, key)}: unknown policy key '{prefix}{key}' "
+                              f"(expected one of {', '.join(sorted(known))})")
         default = getattr(base, key)
         if isinstance(default, bool):
             ok = isinstance(value, bool)
@@ -98,15 +111,21 @@ def build_policy(values: dict, base: Policy, source: str, text: str, prefix: str
     try:
         policy.check()
     except ConfigError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
+        place = where(source, text, exc.key) if exc.key else source
+        raise ConfigError(f"{place}: {prefix}{exc}") from None
     return policy
 
 
 def load_policy(path: str) -> Policy:
     if not os.path.exists(path):
         return Policy()
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
     return build_policy(parse_toml(text, path), Policy(), path, text)
 
 

@@ -47,7 +47,7 @@ class Firmware:
         now_us, utc_us = clock.monotonic_us(), clock.wall_time_us()
         recovery = recover(self.chain, board.storage, self._signing_key.verify_key)
         audit = AuditLog(board.storage, self._signing_key, self.identity.device_id)
-        if recovery is not None or audit.torn_tail:
+        if recovery is not None or audit.needs_recovery:
             # AUD-2: explain the unclean stop before anything else is logged.
             fields = {} if recovery is None or recovery.seq is None else {
                 "seq": recovery.seq, "chunks": recovery.chunks}

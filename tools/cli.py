@@ -108,6 +108,8 @@ def _verify(args) -> int:
     device_key = _read_device_pub(args.device_pub)
     if not os.path.isdir(args.storage):
         raise UsageError(f"{args.storage}: not a directory")
+    if not [n for n in os.listdir(args.storage) if not n.startswith(".")]:
+        raise UsageError(f"{args.storage} is empty: it holds no footage and no audit log to verify")
     try:
         report = verify_storage(args.storage, device_key)
     except OSError as exc:
@@ -129,8 +131,8 @@ def _export(args) -> int:
     if not os.path.isdir(args.storage):
         raise UsageError(f"{args.storage}: not a directory")
     pinned = args.device_pub is not None
-    device_key = _read_device_pub(args.device_pub) if pinned else storage_device_key(args.storage)
     try:
+        device_key = _read_device_pub(args.device_pub) if pinned else storage_device_key(args.storage)
         report, exported = export_storage(args.storage, secret, device_key, args.out, pinned)
     except ExportError as exc:
         print(f"bwc export: {exc}", file=sys.stderr)

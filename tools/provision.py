@@ -29,7 +29,9 @@ class ProvisionError(Exception):
 
 
 def _fresh_dir(path: str) -> None:
-    if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ProvisionError(f"{path} is a file; give a directory for the keys")
+    if os.path.exists(path) and os.listdir(path):
         raise ProvisionError(f"{path} already exists and is not empty; refusing to overwrite keys")
     os.makedirs(path, mode=0o700, exist_ok=True)
 

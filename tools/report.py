@@ -25,6 +25,8 @@ def format_report(report: StorageReport) -> str:
         lines.append(f"  cut short          {name}: {reason}")
     for name, reason in report.problems:
         lines.append(f"  FAILED             {name}: {reason}")
+    for name in report.ignored:
+        lines.append(f"  ignored            {name} (hidden file, not evidence)")
     events = report.events()
     audit = len(report.audit.entries) if report.audit else 0
     lines.append(f"Result: {_WORDS[report.outcome]} — {len(report.segments)} segment(s), "

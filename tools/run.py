@@ -25,7 +25,8 @@ def run_command(args) -> int:
     scenario = load_scenario(args.scenario) if args.scenario else builtin_scenario()
     policy = scenario.apply_policy(policy)
     if args.source and not os.path.isfile(args.source):
-        print(f"bwc run: --source {args.source}: no such file", file=sys.stderr)
+        what = "is a directory, not a video file" if os.path.isdir(args.source) else "no such file"
+        print(f"bwc run: --source {args.source}: {what}", file=sys.stderr)
         return EXIT_USAGE
     from simulator.camera import SourceVideoError
     from simulator.runner import run_scenario

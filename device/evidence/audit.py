@@ -36,34 +36,54 @@ class AuditLog:
         self._device_id = device_id
         self._next_n = 0
         self._prev = GENESIS
-        self.torn_tail: bytes = b""
+        self._lead = b""                 # a newline owed to a line cut short by power loss
+        self._torn_lines: list[bytes] = []
         if AUDIT_FILE in storage.names():
             with storage.open_read(AUDIT_FILE) as f:
-                lines, self.torn_tail = _split_lines(f.read())
-            if lines:
-                last = lines[-1]
-                self._prev = _line_hash(last)
-                self._next_n = json.loads(last.rpartition(b" ")[0])["n"] + 1
+                self._resume(f.read())
         self._file = storage.append(AUDIT_FILE)
+
+    def _resume(self, data: bytes) -> None:
+        """Continue the chain after the last entry that verifies (AUD-2)."""
+        lines, tail = _split_lines(data)
+        verify_key = self._key.verify_key
+        last = len(lines) - 1
+        while last >= 0 and _parse_line(lines[last], verify_key) is None:
+            last -= 1
+        if last >= 0:
+            self._prev = _line_hash(lines[last])
+            self._next_n = _parse_line(lines[last], verify_key)["n"] + 1
+        junk = lines[last + 1:]
+        if tail:
+            self._lead = b"\n"
+            entry = _parse_line(tail, verify_key)
+            if not junk and entry is not None and entry.get("n") == self._next_n and entry.get("prev") == self._prev:
+                # Power failed just before the newline: the entry itself is whole.
+                self._prev, self._next_n = _line_hash(tail), self._next_n + 1
+            else:
+                junk.append(tail)
+        self._torn_lines = junk
+
+    @property
+    def needs_recovery(self) -> bool:
+        """True if power loss left torn lines that a recovery entry must explain."""
+        return bool(self._torn_lines)
 
     def append(self, entry_type: str, monotonic_us: int, utc_us: int, **fields: object) -> dict:
         if entry_type not in ENTRY_TYPES:
             raise ValueError(f"unknown audit entry type {entry_type!r}")
         entry = dict(fields, n=self._next_n, prev=self._prev, type=entry_type,
                      device_id=self._device_id, monotonic_us=monotonic_us, utc_us=utc_us)
-        lead = b""
-        if self.torn_tail:
-            # Power was lost mid-append (AUD-2). The first entry after boot ends the
-            # torn line in the same write and, as a recovery entry, names its bytes.
+        if self._torn_lines:
+            # The first entry after an unclean stop names the torn bytes it follows.
             if entry_type != "recovery":
-                raise ValueError("audit.log ends in a torn entry: write a recovery entry first")
-            entry["torn_line_sha256"] = _line_hash(self.torn_tail)
-            lead = b"\n"
+                raise ValueError("audit.log ends in torn entries: write a recovery entry first")
+            entry["torn_lines_sha256"] = [_line_hash(line) for line in self._torn_lines]
         body = json.dumps(entry, sort_keys=True, separators=(",", ":")).encode()
         line = body + b" " + self._key.sign(AUDIT_DOMAIN + body).signature.hex().encode()
-        self._file.write(lead + line + b"\n")
+        self._file.write(self._lead + line + b"\n")
         self._file.sync()
-        self.torn_tail = b""
+        self._lead, self._torn_lines = b"", []
         self._prev = _line_hash(line)
         self._next_n += 1
         return entry
@@ -97,30 +117,33 @@ def _parse_line(line: bytes, key: VerifyKey) -> dict | None:
 
 
 def verify_audit(data: bytes, key: VerifyKey) -> AuditReport:
-    lines, torn = _split_lines(data)
+    lines, tail = _split_lines(data)
     report = AuditReport(outcome=AUTHENTIC)
     prev, expected_n = GENESIS, 0
-    pending_torn: bytes | None = None
+    torn: list[tuple[int, bytes]] = []   # (line number, bytes) awaiting a recovery entry
     for number, line in enumerate(lines, start=1):
         entry = _parse_line(line, key)
         if entry is None:
-            if pending_torn is not None:
-                return AuditReport(SIGNATURE_FAILURE, f"audit.log line {number - 1}: bad signature or not an entry")
-            pending_torn = line  # acceptable only if the next entry recovers it
+            torn.append((number, line))
             continue
         if entry.get("n") != expected_n or entry.get("prev") != prev:
             return AuditReport(STRUCTURE_FAILURE, f"audit.log line {number}: breaks the hash chain "
                                                   f"(entry removed, inserted or reordered)")
-        if pending_torn is not None:
-            if entry.get("type") != "recovery" or entry.get("torn_line_sha256") != _line_hash(pending_torn):
-                return AuditReport(SIGNATURE_FAILURE, f"audit.log line {number - 1}: bad signature or not an entry")
-            report.torn_lines += 1
-            pending_torn = None
+        if torn:
+            named = entry.get("torn_lines_sha256") if entry.get("type") == "recovery" else None
+            if named != [_line_hash(t) for _, t in torn]:
+                return AuditReport(SIGNATURE_FAILURE, f"audit.log line {torn[0][0]}: bad signature or "
+                                                      f"not an entry")
+            report.torn_lines += len(torn)
+            torn = []
         report.entries.append(entry)
         prev, expected_n = _line_hash(line), expected_n + 1
-    if pending_torn is not None:
-        return AuditReport(SIGNATURE_FAILURE, f"audit.log line {len(lines)}: bad signature or not an entry")
     if torn:
+        return AuditReport(SIGNATURE_FAILURE, f"audit.log line {torn[0][0]}: bad signature or not an entry")
+    if tail:
+        entry = _parse_line(tail, key)
+        if entry is not None and entry.get("n") == expected_n and entry.get("prev") == prev:
+            report.entries.append(entry)
         report.outcome = TRUNCATED
-        report.reason = "audit.log ends in a torn entry (power loss)"
+        report.reason = "audit.log ends in an entry cut short by power loss"
     return report

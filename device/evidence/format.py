@@ -122,11 +122,21 @@ def encode_header(header: dict) -> bytes:
     return json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
+def _no_duplicate_members(pairs: list[tuple[str, object]]) -> dict:
+    # Two readers must never see different values in one signed header.
+    names = [name for name, _ in pairs]
+    if len(set(names)) != len(names):
+        raise HeaderError("header repeats a member name")
+    return dict(pairs)
+
+
 def decode_header(body: bytes) -> dict:
     try:
-        header = json.loads(body.decode("utf-8"))
+        header = json.loads(body.decode("utf-8"), object_pairs_hook=_no_duplicate_members)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise HeaderError(f"header is not JSON: {exc}") from None
+    except RecursionError:
+        raise HeaderError("header is nested too deeply") from None
     check_header(header)
     return header
 
@@ -149,9 +159,14 @@ def check_header(header: object) -> None:
         raise HeaderError("header seq/event_segment out of range")
     if not header["recipients"]:
         raise HeaderError("header has no recipients")
+    if header["chunk_plaintext_max"] != CHUNK_PLAINTEXT_MAX:
+        raise HeaderError(f"header chunk_plaintext_max must be {CHUNK_PLAINTEXT_MAX}")
     prev = header["prev"]
     if prev is not None and not (
-        isinstance(prev.get("seq"), int) and isinstance(prev.get("hash"), str)
-        and isinstance(prev.get("chunks"), int)
+        _is_int(prev.get("seq")) and isinstance(prev.get("hash"), str) and _is_int(prev.get("chunks"))
     ):
         raise HeaderError("header 'prev' must be {seq, hash, chunks}")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -31,7 +31,7 @@ def parse_key(text: str, kind: str, source: str) -> bytes:
     if not sep or prefix not in (CUSTODIAN_PUBLIC, CUSTODIAN_SECRET, DEVICE_PUBLIC):
         raise KeyFileError(f"{source}: not an OpenBWC key file (expected '{kind}:<hex>')")
     if prefix != kind:
-        raise KeyFileError(f"{source}: this is a {prefix} key, but a {kind} key is needed here")
+        raise KeyFileError(f"{source}: this is an {prefix} key, but an {kind} key is needed here")
     try:
         raw = bytes.fromhex(hex_digits)
     except ValueError:

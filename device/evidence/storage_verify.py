@@ -35,6 +35,7 @@ class StorageReport:
     cut_short: list[tuple[str, str]] = field(default_factory=list)  # (file, reason): power loss
     segments: list[Segment] = field(default_factory=list)          # authenticated, by seq
     files: dict[str, str] = field(default_factory=dict)            # name -> outcome
+    ignored: list[str] = field(default_factory=list)               # hidden files (e.g. .DS_Store)
     audit: AuditReport | None = None
 
     def events(self) -> dict[str, list[Segment]]:
@@ -49,6 +50,7 @@ class StorageReport:
             "problems": [{"file": f, "reason": r} for f, r in self.problems],
             "cut_short": [{"file": f, "reason": r} for f, r in self.cut_short],
             "files": self.files,
+            "ignored_hidden_files": self.ignored,
             "events": [
                 {"event_id": event_id, "segments": [s.seq for s in segs],
                  "media_s": segs[-1].report.last.media_end_us / 1e6}
@@ -61,7 +63,9 @@ class StorageReport:
 def verify_storage(directory: str, device_key: VerifyKey) -> StorageReport:
     """Raises OSError if the directory cannot be read; everything else is reported."""
     report = StorageReport()
-    names = sorted(n for n in os.listdir(directory) if not n.startswith("."))
+    names = sorted(os.listdir(directory))
+    report.ignored = [n for n in names if n.startswith(".")]
+    names = [n for n in names if not n.startswith(".")]
     torn_seqs: set[int] = set()
     for name in names:
         path = os.path.join(directory, name)
@@ -131,7 +135,11 @@ def _check_events(report: StorageReport) -> None:
                 continue
             before = segs[index - 1]
             if before.report.outcome != AUTHENTIC:
-                continue  # power loss mid-event: the gap is already reported as cut short
+                # After a power cut the device boots into a new event, so only an
+                # event's last segment can honestly be cut short.
+                report.problems.append((before.name, f"segment {before.seq} is cut short but the "
+                                                     f"event continues in segment {seg.seq}"))
+                continue
             if seg.header["media_start_us"] != before.report.last.media_end_us:
                 report.problems.append((seg.name, f"media time does not continue from segment {before.seq}"))
 
