@@ -42,7 +42,10 @@ class Recorder:
         with self._lock:
             if self._state is State.RECORDING:
                 self._writer.put(packet)
-            elif self._state is State.BUFFERING:
+            # The buffer keeps filling while recording (the same bytes objects, no
+            # copy), so an activation soon after a stop still gets its full
+            # pre-event (BUF-2), even though that footage is also in the last event.
+            if self._state is not State.SHUTDOWN:
                 self._buffer.append(packet)
 
     def handle(self, event: Event, source: str, at_us: int | None = None) -> Action:

@@ -104,9 +104,13 @@ class AuditReport:
         return self.outcome in (AUTHENTIC, TRUNCATED)
 
 
+_SIGNATURE_HEX_CHARS = 128
+_HEX = frozenset(b"0123456789abcdef")
+
+
 def _parse_line(line: bytes, key: VerifyKey) -> dict | None:
     body, sep, sig_hex = line.rpartition(b" ")
-    if not sep:
+    if not sep or len(sig_hex) != _SIGNATURE_HEX_CHARS or not set(sig_hex) <= _HEX:
         return None
     try:
         key.verify(AUDIT_DOMAIN + body, bytes.fromhex(sig_hex.decode("ascii")))
@@ -114,6 +118,18 @@ def _parse_line(line: bytes, key: VerifyKey) -> dict | None:
     except (BadSignatureError, ValueError, UnicodeDecodeError):
         return None
     return entry if isinstance(entry, dict) else None
+
+
+def _could_be_torn(tail: bytes) -> bool:
+    """True if `tail` can be the start of an entry line cut off by power loss: an
+    unfinished JSON object, or a whole one followed by part of " <signature>"."""
+    text = tail.decode("utf-8", errors="ignore")  # the cut may split a character
+    try:
+        _, end = json.JSONDecoder().raw_decode(text)
+    except ValueError:
+        return text.startswith("{")   # the JSON itself was cut short
+    rest = text[end:].encode("utf-8")
+    return rest[:1] in (b"", b" ") and len(rest) <= 1 + _SIGNATURE_HEX_CHARS and set(rest[1:]) <= _HEX
 
 
 def verify_audit(data: bytes, key: VerifyKey) -> AuditReport:
@@ -143,7 +159,10 @@ def verify_audit(data: bytes, key: VerifyKey) -> AuditReport:
     if tail:
         entry = _parse_line(tail, key)
         if entry is not None and entry.get("n") == expected_n and entry.get("prev") == prev:
-            report.entries.append(entry)
+            report.entries.append(entry)   # whole, only its newline is missing
+        elif not _could_be_torn(tail):
+            return AuditReport(STRUCTURE_FAILURE, f"audit.log line {len(lines) + 1}: not an entry "
+                                                  f"and not an entry cut short (altered)")
         report.outcome = TRUNCATED
         report.reason = "audit.log ends in an entry cut short by power loss"
     return report
