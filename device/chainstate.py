@@ -7,16 +7,20 @@ closes, not at every flush, to spare the flash.
 from __future__ import annotations
 
 import json
+import logging
+import mmap
+import os
 from dataclasses import asdict, dataclass
 
 from nacl.signing import VerifyKey
 
 from device.evidence.format import segment_file_name, seq_from_file_name
-from device.evidence.segment_reader import verify_segment
+from device.evidence.segment_reader import SegmentReport, verify_segment
 from hal.keystore import KeyStore
 from hal.storage import Storage
 
 RECORD_NAME = "chain.json"
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -40,6 +44,7 @@ class Recovery:
     """What boot found after an unclean stop (AUD-2)."""
     seq: int | None       # the segment that was cut short, if one was open
     chunks: int           # chunks authenticated by its last valid checkpoint
+    event_id: str | None = None  # its event (whose activation entry may never have been written)
 
 
 def recover(state: ChainState, storage: Storage, device_key: VerifyKey) -> Recovery | None:
@@ -51,15 +56,29 @@ def recover(state: ChainState, storage: Storage, device_key: VerifyKey) -> Recov
         state.open_seq, unclean = newest, True
     if state.open_seq is None:
         return Recovery(None, 0) if unclean else None
-    seq, chunks = state.open_seq, 0
+    seq, chunks, event_id = state.open_seq, 0, None
     name = segment_file_name(seq)
     if name in storage.names():
-        with storage.open_read(name) as f:
-            report = verify_segment(f.read(), device_key)
+        try:
+            report = verify_file(storage, name, device_key)
+        except (OSError, ValueError) as exc:
+            # An unreadable file must not stop the camera from booting and recording.
+            log.error("cannot verify %s at boot: %s", name, exc)
+            report = SegmentReport(outcome="unreadable")
         if report.authenticated:
             last = report.last
             state.head = {"seq": seq, "hash": last.hash.hex(), "chunks": last.chunk_count}
-            chunks = last.chunk_count
+            chunks, event_id = last.chunk_count, report.header["event_id"]
     state.next_seq = max(state.next_seq, seq + 1)
     state.open_seq = None
-    return Recovery(seq, chunks)
+    return Recovery(seq, chunks, event_id)
+
+
+def verify_file(storage: Storage, name: str, device_key: VerifyKey) -> SegmentReport:
+    """Verify a segment without reading it into RAM (a long segment can be GBs)."""
+    with storage.open_read(name) as f:
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            return verify_segment(b"", device_key)
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            return verify_segment(mapped, device_key)

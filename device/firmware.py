@@ -50,7 +50,7 @@ class Firmware:
         if recovery is not None or audit.needs_recovery:
             # AUD-2: explain the unclean stop before anything else is logged.
             fields = {} if recovery is None or recovery.seq is None else {
-                "seq": recovery.seq, "chunks": recovery.chunks}
+                "seq": recovery.seq, "chunks": recovery.chunks, "event_id": recovery.event_id}
             audit.append("recovery", now_us, utc_us, **fields)
         audit.append("boot", now_us, utc_us, firmware=FIRMWARE_VERSION,
                      pre_event_s=self.policy.pre_event_s, segment_s=self.policy.segment_s)
@@ -85,8 +85,11 @@ class Firmware:
         board, clock = self.board, self.board.clock
         board.camera.stop()
         board.microphone.stop()
-        for timer in self._timers.values():
-            timer.cancel()
+        with self._input_lock:  # an edge arriving now must not re-arm a timer
+            self._decoders.clear()
+            for timer in self._timers.values():
+                timer.cancel()
+            self._timers.clear()
         self.recorder.handle(Event.SHUTDOWN, source)
         self.writer.put(AuditEntry("shutdown", clock.monotonic_us(), clock.wall_time_us(), {"source": source}))
         self.writer.close()
@@ -107,7 +110,10 @@ class Firmware:
 
     def _on_timer(self, name: str) -> None:
         with self._input_lock:
-            self._dispatch(name, self._decoders[name].poll(self.board.clock.monotonic_us()))
+            decoder = self._decoders.get(name)
+            if decoder is None:  # shutting down
+                return
+            self._dispatch(name, decoder.poll(self.board.clock.monotonic_us()))
             self._rearm(name)
 
     def _rearm(self, name: str) -> None:

@@ -85,5 +85,6 @@ class Recorder:
 
     def on_committed(self, media_monotonic_us: int) -> None:
         """Writer thread: media up to this time is durable; the red LED tells the truth."""
-        if self._state is State.RECORDING:
-            self._indicators.set_led(LED_RECORD, True)
+        with self._lock:  # a stop on another thread must not be overtaken by this
+            if self._state is State.RECORDING:
+                self._indicators.set_led(LED_RECORD, True)

@@ -118,7 +118,10 @@ class PreEventBuffer:
         self._evict_for_bytes()
 
     def take(self, activation_us: int) -> list[MediaPacket]:
-        """Everything needed for an event activated at activation_us; empties the buffer.
+        """Everything needed for an event activated at activation_us.
+
+        The buffer keeps its packets (the event gets references, not copies), so
+        an activation soon after the next stop still finds its full pre-event.
 
         Starts at the newest video keyframe at or before activation_us - pre-event
         (the oldest keyframe if the camera has not run that long) and includes
@@ -140,7 +143,6 @@ class PreEventBuffer:
             video = []
             start_us = self._newest_audio_at_or_before(cutoff_us)
         audio = [packet for packet in self._audio if packet.timestamp_us >= start_us]
-        self._clear()
         return _merge_by_time(video, audio)
 
     def _append_video(self, packet: MediaPacket) -> bool:
@@ -210,18 +212,6 @@ class PreEventBuffer:
         if self._audio:
             starts.append(self._audio[0].timestamp_us)
         return min(starts)
-
-    def _clear(self) -> None:
-        self._gops.clear()
-        self._audio.clear()
-        self._bytes = 0
-        self._newest_us = None
-        self._newest_end_us = None
-        # The camera is mid-GOP: frames until its next keyframe belong to the
-        # event, and the buffer restarts at a keyframe when buffering resumes.
-        self._gop_open = False
-        self._gop_lost_to_bytes = False
-
 
 def _merge_by_time(video: list[MediaPacket], audio: list[MediaPacket]) -> list[MediaPacket]:
     """Merge two timestamp-ordered lists; video first on equal timestamps."""

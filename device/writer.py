@@ -121,14 +121,17 @@ class SegmentWriter:
             try:
                 if item is _SHUTDOWN:
                     return
-                if not self._failed:  # once storage is gone, the firmware has been told
+                if isinstance(item, EventStart):
+                    self._failed = False  # a new activation tries storage again
+                if not self._failed:  # once storage failed, the firmware has been told
                     self._handle(item)
             except Exception as exc:  # noqa: BLE001 - reported, never swallowed (FLT-2)
                 log.exception("segment writer failed")
                 self._failed = True
                 if self._event and self._event.segment and not self._event.segment.closed:
                     self._event.segment.abandon()
-                self._on_failure(exc)
+                self._event = None
+                self._notify(self._on_failure, exc)
             finally:
                 self._queue.task_done()
 
@@ -204,7 +207,14 @@ class SegmentWriter:
         self._chain.head = {"seq": event.segment.seq, "hash": cp.hash.hex(), "chunks": cp.chunk_count}
         self._chain.open_seq = None
         self._chain.save(self._keystore)
-        self._on_committed(end_us)
+        self._notify(self._on_committed, end_us)
+
+    def _notify(self, callback: Callable, value: object) -> None:
+        # An indicator fault must not be mistaken for a storage failure.
+        try:
+            callback(value)
+        except Exception:  # noqa: BLE001 - logged; recording goes on
+            log.exception("writer callback failed")
 
     def _add_packet(self, packet: MediaPacket) -> None:
         event = self._event
@@ -217,13 +227,15 @@ class SegmentWriter:
                 self._open_segment(packet.timestamp_us)
             event.last_video_us = packet.timestamp_us
             event.last_video_end_us = packet.timestamp_us + packet.duration_us
-        if not event.muxer.add(packet, packet.timestamp_us - event.segment_start_us):
+        # Event-relative timestamps in every segment: audio captured just before a
+        # segment's first frame but delivered after it still has a place there.
+        if not event.muxer.add(packet, packet.timestamp_us - event.origin_monotonic_us):
             return
         output = event.muxer.take_output()
         if output:
             event.segment.add(CHUNK_KIND_MEDIA, output)
             event.segment.checkpoint(event.last_video_us - event.origin_monotonic_us)
-            self._on_committed(event.last_video_us)
+            self._notify(self._on_committed, event.last_video_us)
 
     def _add_metadata(self, meta: Metadata) -> None:
         event = self._event

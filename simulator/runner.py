@@ -72,6 +72,9 @@ def run_scenario(scenario: Scenario, identity: Identity, policy: Policy, device_
     for step in scenario.steps:
         _schedule(world, clock, firmware, start_us, step)
     end_us = start_us + _seconds(scenario.duration_s)
-    clock.wait_until(end_us)
-    firmware.shutdown()
+    try:
+        clock.wait_until(end_us)
+    finally:
+        # Close the event cleanly even if a simulated part failed mid-run.
+        firmware.shutdown()
     return RunResult(firmware, world, start_us, end_us)

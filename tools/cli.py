@@ -57,14 +57,20 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from device.config import ConfigError
+    from device.evidence.decrypt import DecryptError
     from device.evidence.keys import KeyFileError
+    from hal.filekeystore import KeyStoreError
     try:
         return _COMMANDS[args.command](args)
-    except UsageError as exc:
+    except (UsageError, ConfigError, KeyFileError, KeyStoreError) as exc:
         print(f"bwc {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (ConfigError, KeyFileError) as exc:
+    except DecryptError as exc:
         print(f"bwc {args.command}: {exc}", file=sys.stderr)
+        return EXIT_INTEGRITY
+    except OSError as exc:  # a full disk, a file where a directory should be ...
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"bwc {args.command}: {where}{exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"bwc {args.command}: interrupted", file=sys.stderr)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -53,30 +54,49 @@ def export_storage(storage_dir: str, secret: PrivateKey, device_key: VerifyKey, 
             raise ExportError(f"this key ({key_id(bytes(secret.public_key))}) is not a custodian key for "
                               f"{seg.name}; it is encrypted to custodian key(s) {', '.join(ids)}. "
                               f"Nothing was exported.", 2) from None
+    storage_real, out_real = os.path.realpath(storage_dir), os.path.realpath(out_dir)
+    if os.path.commonpath([storage_real, out_real]) == storage_real:
+        raise ExportError("--out must not be inside the evidence storage: plaintext never goes on the card", 2)
+    created_out_dir = not os.path.exists(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     verification = report.to_json()
     audit_entries = report.audit.entries if report.audit else []
-    exported: list[ExportedEvent] = []
     staging = tempfile.mkdtemp(prefix=".export-", dir=out_dir)
     try:
-        for event_id, segs in report.events().items():
-            exported.append(_export_event(event_id, segs, secret, staging, out_dir, verification,
-                                          audit_entries, device_key, device_key_pinned))
+        staged = [_export_event(event_id, segs, secret, staging, verification, audit_entries, device_key_pinned)
+                  for event_id, segs in report.events().items()]
+        exported = _publish(staged, out_dir)
     except BaseException:
-        for ev in exported:
-            for path in (ev.mp4_path, ev.sidecar_path):
-                if os.path.exists(path):
-                    os.unlink(path)
+        if created_out_dir:
+            shutil.rmtree(out_dir, ignore_errors=True)
         raise
     finally:
-        for name in os.listdir(staging):
-            os.unlink(os.path.join(staging, name))
-        os.rmdir(staging)
+        shutil.rmtree(staging, ignore_errors=True)
     return report, exported
 
 
-def _export_event(event_id, segs, secret, staging, out_dir, verification, audit_entries,
-                  device_key, pinned) -> ExportedEvent:
+def _publish(staged: list[ExportedEvent], out_dir: str) -> list[ExportedEvent]:
+    """Move every staged file into `out_dir`, all or none, never replacing a file."""
+    published: list[str] = []
+    try:
+        for ev in staged:
+            for path in (ev.mp4_path, ev.sidecar_path):
+                target = os.path.join(out_dir, os.path.basename(path))
+                try:
+                    os.link(path, target)  # fails instead of overwriting
+                except FileExistsError:
+                    raise ExportError(f"{target} already exists; export into an empty directory", 2) from None
+                published.append(target)
+    except BaseException:
+        for target in published:
+            os.unlink(target)
+        raise
+    return [ExportedEvent(ev.event_id, os.path.join(out_dir, os.path.basename(ev.mp4_path)),
+                          os.path.join(out_dir, os.path.basename(ev.sidecar_path)), ev.media_s)
+            for ev in staged]
+
+
+def _export_event(event_id, segs, secret, staging, verification, audit_entries, pinned) -> ExportedEvent:
     first = segs[0].header
     origin_utc_us = first["event_origin_utc_us"]
     stem = f"event-{_utc(origin_utc_us)[:19].replace(':', '').replace('-', '')}Z-{event_id[:8]}"
@@ -84,7 +104,7 @@ def _export_event(event_id, segs, secret, staging, out_dir, verification, audit_
     for seg in segs:
         with open(seg.path, "rb") as f:
             plain = decrypt_segment(f.read(), seg.report, secret)
-        parts.append((seg.header["media_start_us"], plain.media))
+        parts.append(plain.media)
         metadata.extend(plain.metadata)
         files.append({"file": seg.name, "seq": seg.seq, "outcome": seg.report.outcome,
                       "reason": seg.report.reason, "chunks": seg.report.last.chunk_count,
@@ -114,10 +134,4 @@ def _export_event(event_id, segs, secret, staging, out_dir, verification, audit_
     tmp_json = os.path.join(staging, stem + ".json")
     with open(tmp_json, "w", encoding="utf-8") as f:
         json.dump(sidecar, f, indent=2, sort_keys=True)
-    mp4_path, json_path = os.path.join(out_dir, stem + ".mp4"), os.path.join(out_dir, stem + ".json")
-    for path in (mp4_path, json_path):
-        if os.path.exists(path):
-            raise ExportError(f"{path} already exists; export into an empty directory", 2)
-    os.replace(tmp_mp4, mp4_path)
-    os.replace(tmp_json, json_path)
-    return ExportedEvent(event_id, mp4_path, json_path, media_s)
+    return ExportedEvent(event_id, tmp_mp4, tmp_json, media_s)

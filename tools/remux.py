@@ -4,24 +4,13 @@ from __future__ import annotations
 import io
 import os
 from datetime import datetime, timezone
-from fractions import Fraction
 
 import av
 
-MICROSECONDS = Fraction(1, 1_000_000)
-
-
-def _shift(value: int | None, offset_us: int, time_base: Fraction) -> int | None:
-    if value is None:
-        return None
-    return value + round(Fraction(offset_us, 1_000_000) / time_base)
-
-
-def remux_event(segments: list[tuple[int, bytes]], out_path: str, creation_utc_us: int,
-                title: str) -> dict[str, int]:
-    """`segments` are (media_start_us, fragmented MP4 bytes) in order. Writes `out_path`
-    and returns packet counts per stream kind. Stream copy only: the evidence's
-    H.264 and AAC bytes are not re-encoded."""
+def remux_event(segments: list[bytes], out_path: str, creation_utc_us: int, title: str) -> dict[str, int]:
+    """`segments` are an event's decrypted fragmented MP4s in order; their timestamps
+    are already event-relative (docs/format.md §3.4). Writes `out_path` and returns
+    packet counts per stream kind. Stream copy only: nothing is re-encoded."""
     counts = {"video": 0, "audio": 0}
     output = av.open(out_path, "w", format="mp4", options={"movflags": "+faststart"})
     try:
@@ -30,7 +19,7 @@ def remux_event(segments: list[tuple[int, bytes]], out_path: str, creation_utc_u
         output.metadata["title"] = title
         out_streams: dict[str, av.stream.Stream] = {}
         last_dts: dict[str, int] = {}
-        for media_start_us, data in segments:
+        for data in segments:
             if not data:
                 continue
             source = av.open(io.BytesIO(data), "r", format="mp4")
@@ -44,8 +33,6 @@ def remux_event(segments: list[tuple[int, bytes]], out_path: str, creation_utc_u
                         if packet.size == 0 or kind not in out_streams:
                             continue
                         tb = packet.time_base
-                        packet.pts = _shift(packet.pts, media_start_us, tb)
-                        packet.dts = _shift(packet.dts, media_start_us, tb)
                         # Keep decode times strictly increasing across segment joins.
                         dts_us = round((packet.dts if packet.dts is not None else packet.pts) * tb * 1_000_000)
                         if dts_us <= last_dts.get(kind, -1):

@@ -137,6 +137,8 @@ def decode_header(body: bytes) -> dict:
         raise HeaderError(f"header is not JSON: {exc}") from None
     except RecursionError:
         raise HeaderError("header is nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer too long to convert
+        raise HeaderError(f"header is not valid JSON: {exc}") from None
     check_header(header)
     return header
 
@@ -155,8 +157,13 @@ def check_header(header: object) -> None:
         raise HeaderError(f"header format is {header['format']!r}, expected {SEGMENT_FORMAT_NAME!r}")
     if header["version"] != VERSION:
         raise HeaderError(f"header version {header['version']} does not match the preamble")
-    if header["seq"] < 1 or header["event_segment"] < 0:
+    if not 1 <= header["seq"] < 10**10 or header["event_segment"] < 0:
         raise HeaderError("header seq/event_segment out of range")
+    if len(header["event_id"]) != 32 or not set(header["event_id"]) <= set("0123456789abcdef"):
+        raise HeaderError("header event_id must be 32 lowercase hex digits")
+    for name in ("event_origin_utc_us", "created_utc_us"):
+        if not 0 <= header[name] < 2**62:
+            raise HeaderError(f"header {name} out of range")
     if not header["recipients"]:
         raise HeaderError("header has no recipients")
     if header["chunk_plaintext_max"] != CHUNK_PLAINTEXT_MAX:

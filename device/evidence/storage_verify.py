@@ -1,6 +1,7 @@
 """Verifying a whole storage directory: files, chain, events, audit (docs/format.md §6)."""
 from __future__ import annotations
 
+import mmap
 import os
 from dataclasses import dataclass, field
 
@@ -75,8 +76,7 @@ def verify_storage(directory: str, device_key: VerifyKey) -> StorageReport:
         if name_seq is None or not os.path.isfile(path):
             report.problems.append((name, "unexpected file in evidence storage"))
             continue
-        with open(path, "rb") as f:
-            seg_report = verify_segment(f.read(), device_key)
+        seg_report = _verify_path(path, device_key)
         report.files[name] = seg_report.outcome
         if not seg_report.ok:
             report.problems.append((name, seg_report.reason))
@@ -100,6 +100,15 @@ def verify_storage(directory: str, device_key: VerifyKey) -> StorageReport:
     elif report.cut_short:
         report.outcome = TRUNCATED
     return report
+
+
+def _verify_path(path: str, device_key: VerifyKey) -> SegmentReport:
+    """Verify a segment file through mmap: memory stays flat however long it is."""
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            return verify_segment(b"", device_key)
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            return verify_segment(mapped, device_key)
 
 
 def _check_chain(report: StorageReport, torn_seqs: set[int]) -> None:
@@ -179,9 +188,17 @@ def _check_audit(report: StorageReport, directory: str, device_key: VerifyKey) -
                                                     f"{entry.get('last_seq')}, which is missing"))
             elif seg.report.outcome != AUTHENTIC or seg.report.last.hash.hex() != entry.get("last_hash"):
                 report.problems.append((seg.name, "last segment of the event does not match the audit log"))
+    recovered = {e.get("event_id") for e in audit.entries if e["type"] == "recovery"}
+    newest_event = report.segments[-1].header["event_id"] if report.segments else None
     for event_id, segs in events.items():
         if event_id not in started:
-            report.problems.append((segs[0].name, f"event {event_id[:8]} has no activation in the audit log"))
+            if event_id in recovered or (event_id == newest_event and event_id not in stopped):
+                # Power failed between opening the event's first segment and logging
+                # its activation: the boot after it (if any) names the event.
+                report.cut_short.append((segs[0].name, f"event {event_id[:8]} has no activation entry: "
+                                                       f"power was lost as it started"))
+            else:
+                report.problems.append((segs[0].name, f"event {event_id[:8]} has no activation in the audit log"))
         elif event_id not in stopped:
             report.cut_short.append((segs[-1].name, f"event {event_id[:8]} has no stop entry: "
                                                     f"recording was cut short"))

@@ -145,3 +145,16 @@ def test_export_an_empty_storage_dir_without_device_pub(bwc, recording, tmp_path
     assert r.returncode == 2, str(r)
     assert str(empty) in r.stderr and "no" in r.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("inside", ["storage itself", "a folder inside it"])
+def test_export_never_writes_plaintext_onto_the_evidence_card(bwc, recording, tmp_path, snapshot, inside):
+    import shutil
+    card = tmp_path / "card"
+    shutil.copytree(recording.storage, card)
+    before = snapshot(card)
+    out = card if inside == "storage itself" else card / "exported"
+    r = bwc("export", card, "--key", recording.custodian.key, "--out", out)
+    assert r.returncode == 2, str(r)
+    assert "must not be inside the evidence storage" in r.stderr
+    assert snapshot(card) == before

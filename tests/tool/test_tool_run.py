@@ -203,3 +203,12 @@ def test_run_with_a_real_source_video_records_and_verifies(bwc, fresh_device, tm
     assert segments(fresh_device.storage)
     v = bwc("verify", fresh_device.storage, "--device-pub", fresh_device.pub)
     assert v.returncode == 0, str(v)
+
+
+def test_run_refuses_a_device_key_readable_by_others(bwc, fresh_device, tiny_scenario):
+    key = fresh_device.dir / "device.key"
+    key.chmod(0o644)
+    r = bwc("run", "--device", fresh_device.dir, "--hal", "sim", "--scenario", tiny_scenario)
+    assert r.returncode == 2, str(r)
+    assert "device.key" in r.stderr and "600" in r.stderr
+    assert not fresh_device.storage.exists() or not any(fresh_device.storage.iterdir())
