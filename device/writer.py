@@ -128,12 +128,26 @@ class SegmentWriter:
             except Exception as exc:  # noqa: BLE001 - reported, never swallowed (FLT-2)
                 log.exception("segment writer failed")
                 self._failed = True
-                if self._event and self._event.segment and not self._event.segment.closed:
-                    self._event.segment.abandon()
-                self._event = None
+                self._abandon_event()
                 self._notify(self._on_failure, exc)
             finally:
                 self._queue.task_done()
+
+    def _abandon_event(self) -> None:
+        """Leave the open segment as a power cut would; the next one chains to what
+        of it was signed, so a retry after a storage fault reads as power loss."""
+        segment = self._event.segment if self._event is not None else None
+        self._event = None
+        if segment is None or segment.closed:
+            return
+        try:
+            segment.abandon()
+        except OSError:
+            log.exception("closing the abandoned segment failed")
+        last = segment.last_checkpoint
+        if last is not None:
+            self._chain.head = {"seq": segment.seq, "hash": last.hash.hex(), "chunks": last.chunk_count}
+            self._chain.open_seq = None
 
     def _handle(self, item: object) -> None:
         if isinstance(item, MediaPacket):

@@ -79,3 +79,29 @@ def test_power_cut_reads_as_power_loss_before_and_after_reboot(tmp_path, monkeyp
     assert report.outcome == "truncated", report.to_json()
     recovery = [e for e in report.audit.entries if e["type"] == "recovery"]
     assert len(recovery) == 1 and recovery[0]["seq"] == 1
+
+
+def test_storage_fault_then_a_new_activation_still_verifies_as_power_loss(tmp_path, monkeypatch):
+    """A write error ends the event (reported, never swallowed); the wearer's next double
+    press tries storage again, and the new event chains on to what was signed before."""
+    from device.evidence import segment_file
+    from hal.storage import StorageError
+
+    custodian = make_custodian(str(tmp_path / "custodian"))
+    device = make_device(str(tmp_path / "device"), custodian)
+    real = segment_file.SegmentFile.checkpoint
+    failures = iter([True])
+
+    def checkpoint(self, media_end_us):
+        if self.chunk_count >= 3 and next(failures, False):
+            raise StorageError(5, "EIO (simulated)")
+        return real(self, media_end_us)
+
+    monkeypatch.setattr(segment_file.SegmentFile, "checkpoint", checkpoint)
+    text = scenario_toml(12, [{"t_s": 3.0, "do": "button.double_press"},
+                              {"t_s": 8.0, "do": "button.double_press"}], pre_event_s=1, segment_s=30)
+    with pytest.raises(AssertionError, match="EIO"):
+        record(device, custodian, text, None)
+    report = verify_storage(device.storage, read_device_public(device.pub_path))
+    assert report.outcome == "truncated", report.to_json()
+    assert len(report.events()) == 2
