@@ -56,6 +56,7 @@ def decrypt_segment(data: bytes, report: SegmentReport, secret: PrivateKey) -> S
         raise DecryptError(f"segment {report.header['seq']}: bad stream header") from None
     media: list[bytes] = []
     out = SegmentPlaintext(media=b"")
+    tag_positions_final: list[int] = []
     view = memoryview(data)
     for index, (offset, length) in enumerate(report.chunks):
         try:
@@ -76,5 +77,11 @@ def decrypt_segment(data: bytes, report: SegmentReport, secret: PrivateKey) -> S
         out.chunks += 1
         if tag == sodium.crypto_secretstream_xchacha20poly1305_TAG_FINAL:
             out.ended_cleanly = True
+            tag_positions_final.append(index)
+    # The FINAL tag marks exactly the last chunk under a final checkpoint (§7).
+    expected = [len(report.chunks) - 1] if report.last and report.last.final else []
+    if tag_positions_final != expected:
+        raise DecryptError(f"segment {report.header['seq']}: the stream's FINAL tag does not match its "
+                           f"final checkpoint")
     out.media = b"".join(media)
     return out

@@ -186,6 +186,8 @@ def _walk(data: memoryview, key: VerifyKey, report: SegmentReport) -> bool:
             if not report.checkpoints:
                 raise _Fail(HEADER_FAILURE, f"header signature: {fail.reason}") from None
             raise
+        if cp.final and not chunk_spans:
+            raise _Fail(STRUCTURE_FAILURE, f"final checkpoint at byte {pos} covers no chunk")
         report.checkpoints.append(cp)
         report.chunks = list(chunk_spans)
         if cp.final:

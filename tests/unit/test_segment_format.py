@@ -417,3 +417,27 @@ def test_any_flush_pattern_round_trips(plan, last, seed):
     assert plain.media == b"".join(media) + tail
     assert plain.metadata == metadata
     assert plain.ended_cleanly and plain.chunks == report.last.chunk_count
+
+
+def test_a_final_tag_before_the_end_of_the_stream_fails_decryption():
+    """§7 step 4: FINAL marks exactly the last chunk under a final checkpoint. A device
+    bug that ended the stream early must not decrypt as if nothing were wrong."""
+    from device.evidence.decrypt import DecryptError
+    from device.evidence.segment_file import TAG_FINAL
+
+    seg, out = new_segment()
+    seg._add_chunk(CHUNK_KIND_MEDIA + b"early end", TAG_FINAL)   # the faulty device's mistake
+    seg.checkpoint(500_000)
+    report = verify(out.data)
+    assert report.outcome == TRUNCATED and report.last.chunk_count == 1
+    with pytest.raises(DecryptError, match="FINAL"):
+        decrypt_segment(bytes(out.data), report, CUSTODIAN)
+
+
+def test_a_cut_short_segment_without_final_tag_decrypts():
+    seg, out = new_segment()
+    seg.add(CHUNK_KIND_MEDIA, b"first second")
+    seg.checkpoint(500_000)
+    report = verify(out.data)
+    plain = decrypt_segment(bytes(out.data), report, CUSTODIAN)
+    assert plain.media == b"first second" and not plain.ended_cleanly

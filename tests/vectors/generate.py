@@ -378,6 +378,14 @@ def build_vectors() -> dict[str, tuple[dict, bytes]]:
     v["signature_failure_final_flag_cleared"] = _vector(
         "signature_failure", data[:-2 * T] + final_a[:77] + b"\x00" + final_a[78:] + data[-T:],
         "final flag cleared in the first final checkpoint (the flag is signed); its copy still claims a clean end")
+    head = signed_segment_with_header(header)
+    k0_body = head[-T + 5:]
+    final_k0 = Checkpoint(1, 0, len(head) - T, 0, k0_body[40:72], True)
+    final_k0 = Checkpoint(1, 0, len(head) - T, 0, k0_body[40:72], True,
+                          DEVICE.sign(final_k0.message()).signature).to_record()
+    v["structure_failure_final_k0"] = _vector(
+        "structure_failure", head[:-T] + final_k0 + final_k0,
+        "the header's own checkpoint K0 signed as final (and copied): a clean end with no chunk")
     return v
 
 
