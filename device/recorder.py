@@ -71,11 +71,9 @@ class Recorder:
             return action
 
     def _start(self, source: str, now_us: int, utc_us: int) -> None:
+        # Empty if the camera has not produced a keyframe yet: the writer then
+        # starts the event at the first keyframe that arrives.
         packets = self._buffer.take(now_us)
-        if not packets:
-            # No keyframe yet (camera just started): the event starts with the
-            # first keyframe that arrives, which the writer waits for.
-            packets = []
         self._event_id = self._new_event_id()
         self.events_started += 1
         self._writer.put(EventStart(self._event_id, source, now_us, utc_us,

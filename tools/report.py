@@ -8,13 +8,10 @@ from nacl.signing import VerifyKey
 from device.evidence.format import seq_from_file_name
 from device.evidence.segment_reader import read_header_unverified
 from device.evidence.storage_verify import INTEGRITY_FAILURE, StorageReport
+from tools.export import ExportError
 
 _WORDS = {"authentic": "AUTHENTIC and complete", "truncated": "AUTHENTIC, but cut short by power loss",
           INTEGRITY_FAILURE: "INTEGRITY FAILURE"}
-
-
-class NoDeviceKey(Exception):
-    pass
 
 
 def format_report(report: StorageReport) -> str:
@@ -45,9 +42,7 @@ def storage_device_key(storage_dir: str) -> VerifyKey:
         if header is not None:
             found.add(header["device_key"])
     if not found:
-        from tools.export import ExportError
         raise ExportError(f"{storage_dir} holds no readable segments", 2)
     if len(found) > 1:
-        from tools.export import ExportError
         raise ExportError(f"{storage_dir} mixes footage from {len(found)} device keys; pass --device-pub", 1)
     return VerifyKey(bytes.fromhex(found.pop()))
