@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
-import mmap
-import os
 from dataclasses import asdict, dataclass
 
 from nacl.signing import VerifyKey
 
 from device.evidence.format import segment_file_name, seq_from_file_name
-from device.evidence.segment_reader import SegmentReport, verify_segment
+from device.evidence.segment_reader import SegmentReport, verify_segment_file
 from hal.keystore import KeyStore
 from hal.storage import Storage
 
@@ -60,7 +58,8 @@ def recover(state: ChainState, storage: Storage, device_key: VerifyKey) -> Recov
     name = segment_file_name(seq)
     if name in storage.names():
         try:
-            report = verify_file(storage, name, device_key)
+            with storage.open_read(name) as f:
+                report = verify_segment_file(f, device_key)
         except (OSError, ValueError) as exc:
             # An unreadable file must not stop the camera from booting and recording.
             log.error("cannot verify %s at boot: %s", name, exc)
@@ -73,12 +72,3 @@ def recover(state: ChainState, storage: Storage, device_key: VerifyKey) -> Recov
     state.open_seq = None
     return Recovery(seq, chunks, event_id)
 
-
-def verify_file(storage: Storage, name: str, device_key: VerifyKey) -> SegmentReport:
-    """Verify a segment without reading it into RAM (a long segment can be GBs)."""
-    with storage.open_read(name) as f:
-        size = os.fstat(f.fileno()).st_size
-        if size == 0:
-            return verify_segment(b"", device_key)
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            return verify_segment(mapped, device_key)

@@ -10,7 +10,7 @@ import json
 import logging
 import queue
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from nacl.public import PublicKey
@@ -155,8 +155,7 @@ class SegmentWriter:
                 self._add_packet(item)
             elif self._waiting_start is not None and item.kind == "video" and item.keyframe:
                 start, self._waiting_start = self._waiting_start, None
-                self._start_event(EventStart(start.event_id, start.source, start.activation_monotonic_us,
-                                             start.activation_utc_us, start.pre_event_s, [item]))
+                self._start_event(replace(start, packets=[item]))
         elif isinstance(item, EventStart):
             self._start_event(item)
         elif isinstance(item, Metadata):

@@ -91,10 +91,10 @@ class SegmentFile:
 
     def close(self, last_media: bytes, media_end_us: int) -> Checkpoint:
         """Write the FINAL chunk, the final checkpoint and its copy; sync; close."""
-        head, tail = last_media[:-_DATA_MAX or None], last_media[-_DATA_MAX:]
-        if len(last_media) > _DATA_MAX:
-            self.add(CHUNK_KIND_MEDIA, head)
-        self._add_chunk(CHUNK_KIND_MEDIA + tail, TAG_FINAL)
+        split = max(0, len(last_media) - _DATA_MAX)
+        if split:
+            self.add(CHUNK_KIND_MEDIA, last_media[:split])
+        self._add_chunk(CHUNK_KIND_MEDIA + last_media[split:], TAG_FINAL)
         cp = self._signed_checkpoint(media_end_us, final=True)
         rec = cp.to_record()
         # The copy makes a damaged clean end distinguishable from a power cut (§3.1).

@@ -1,7 +1,6 @@
 """Verifying a whole storage directory: files, chain, events, audit (docs/format.md §6)."""
 from __future__ import annotations
 
-import mmap
 import os
 from dataclasses import dataclass, field
 
@@ -9,7 +8,7 @@ from nacl.signing import VerifyKey
 
 from device.evidence.audit import AUDIT_FILE, AuditReport, verify_audit
 from device.evidence.format import seq_from_file_name
-from device.evidence.segment_reader import AUTHENTIC, TRUNCATED, SegmentReport, verify_segment
+from device.evidence.segment_reader import AUTHENTIC, TRUNCATED, SegmentReport, verify_segment_file
 
 INTEGRITY_FAILURE = "integrity_failure"
 
@@ -76,7 +75,8 @@ def verify_storage(directory: str, device_key: VerifyKey) -> StorageReport:
         if name_seq is None or not os.path.isfile(path):
             report.problems.append((name, "unexpected file in evidence storage"))
             continue
-        seg_report = _verify_path(path, device_key)
+        with open(path, "rb") as f:
+            seg_report = verify_segment_file(f, device_key)
         report.files[name] = seg_report.outcome
         if not seg_report.ok:
             report.problems.append((name, seg_report.reason))
@@ -100,15 +100,6 @@ def verify_storage(directory: str, device_key: VerifyKey) -> StorageReport:
     elif report.cut_short:
         report.outcome = TRUNCATED
     return report
-
-
-def _verify_path(path: str, device_key: VerifyKey) -> SegmentReport:
-    """Verify a segment file through mmap: memory stays flat however long it is."""
-    with open(path, "rb") as f:
-        if os.fstat(f.fileno()).st_size == 0:
-            return verify_segment(b"", device_key)
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            return verify_segment(mapped, device_key)
 
 
 def _check_chain(report: StorageReport, torn_seqs: set[int]) -> None:
