@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 
 from device.evidence.keys import KeyFileError, parse_key, CUSTODIAN_PUBLIC, DEVICE_PUBLIC
 
-FIRMWARE_VERSION = "0.1.0"
+FIRMWARE_VERSION = "0.2.0"
 TRIGGER_POLICIES = ("start", "start_stop")
 
 

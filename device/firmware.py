@@ -41,30 +41,24 @@ class Firmware:
         self.recorder: Recorder | None = None
         self.writer: SegmentWriter | None = None
         self.failure: BaseException | None = None
+        self.storage_full = False
 
     def boot(self) -> None:
         board, clock = self.board, self.board.clock
         now_us, utc_us = clock.monotonic_us(), clock.wall_time_us()
         recovery = recover(self.chain, board.storage, self._signing_key.verify_key)
-        audit = AuditLog(board.storage, self._signing_key, self.identity.device_id)
-        if recovery is not None or audit.needs_recovery:
-            # AUD-2: explain the unclean stop before anything else is logged.
-            fields = {} if recovery is None or recovery.seq is None else {
-                "seq": recovery.seq, "chunks": recovery.chunks, "event_id": recovery.event_id}
-            audit.append("recovery", now_us, utc_us, **fields)
-        audit.append("boot", now_us, utc_us, firmware=FIRMWARE_VERSION,
-                     pre_event_s=self.policy.pre_event_s, segment_s=self.policy.segment_s)
-        self.chain.running = True
-        self.chain.save(board.keystore)
-
+        audit = AuditLog(board.storage, self._signing_key, self.identity.device_id,
+                         self.chain, lambda: self.chain.save(board.keystore))
         video = board.camera.video_format
         buffer = PreEventBuffer(self.policy.pre_event_s,
                                 self.policy.buffer_max_bytes(video.bitrate_bps, video.keyframe_interval_s),
                                 keep_audio=self.policy.pre_event_audio)
         self.writer = SegmentWriter(board.storage, board.keystore, self._signing_key, self.identity,
                                     self.chain, audit, video, board.microphone.audio_format, self.policy,
-                                    on_committed=self._on_committed, on_failure=self._on_writer_failure)
+                                    on_committed=self._on_committed, on_failure=self._on_writer_failure,
+                                    on_storage_full=self._on_storage_full)
         self.recorder = Recorder(clock, self.policy, buffer, self.writer, board.indicators)
+        self._log_boot(audit, recovery, now_us, utc_us)
         self.writer.start()
         for name in board.inputs.names:
             if name == RECORD_BUTTON:
@@ -79,6 +73,24 @@ class Firmware:
         board.indicators.set_led(LED_STATUS, True)
         board.camera.start(self.recorder.on_packet)
         board.microphone.start(self.recorder.on_packet)
+
+    def _log_boot(self, audit: AuditLog, recovery, now_us: int, utc_us: int) -> None:
+        """AUD-2: explain an unclean stop before anything else is logged. A card that
+        fails now must not stop the camera from buffering: the fault is logged at
+        the next chance and an activation tries the card again."""
+        try:
+            if recovery is not None:
+                # A power cut, and a card that cannot show the newest line: say so.
+                unconfirmed = {} if audit.unconfirmed is None else {"unconfirmed_entry": audit.unconfirmed}
+                audit.append("recovery", now_us, utc_us, **recovery.fields(), **unconfirmed)
+            self.writer.log_pending_faults()
+            audit.append("boot", now_us, utc_us, firmware=FIRMWARE_VERSION,
+                         pre_event_s=self.policy.pre_event_s, segment_s=self.policy.segment_s)
+        except OSError as exc:
+            self.writer.note_fault(exc, "boot", (now_us, utc_us))
+            self.failure = exc
+        self.chain.running = True
+        self.chain.save(self.board.keystore)
 
     def shutdown(self, source: str = "shutdown") -> None:
         """Stop cleanly: close any event, log the shutdown, persist the chain."""
@@ -95,9 +107,10 @@ class Firmware:
         self.writer.close()
         board.indicators.set_led(LED_RECORD, False)
         board.indicators.set_led(LED_STATUS, False)
-        if self.failure is None:
-            self.chain.running = False
-            self.chain.save(board.keystore)
+        # Clean even after a storage fault: the fault entry (or, if the card refused
+        # it, the pending record the next boot writes) already explains the loss.
+        self.chain.running = False
+        self.chain.save(board.keystore)
 
     # -- inputs -------------------------------------------------------------------
     def _on_edge(self, name: str, active: bool, timestamp_us: int) -> None:
@@ -139,6 +152,9 @@ class Firmware:
 
     def _on_writer_failure(self, exc: BaseException) -> None:
         self.failure = exc
-        if self.recorder.state is State.RECORDING:
-            self.recorder.handle(Event.STORAGE_FAILED, "storage")
+        self.recorder.storage_failed("storage")
+
+    def _on_storage_full(self) -> None:
+        self.storage_full = True
+        self.recorder.storage_failed("storage_full")
 

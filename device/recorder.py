@@ -19,6 +19,12 @@ from hal.indicators import LED_RECORD, Indicators
 from hal.media import MediaPacket
 
 
+# A storage fault or a full card: one long buzz with a low tone (a normal stop is a
+# 400 ms vibration with no tone).
+STORAGE_FAULT_VIBRATE_MS = 1500
+STORAGE_FAULT_TONE_HZ = 400
+
+
 class Recorder:
     def __init__(self, clock: Clock, policy: Policy, buffer: PreEventBuffer, writer: SegmentWriter,
                  indicators: Indicators, new_event_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
@@ -67,8 +73,22 @@ class Recorder:
                 self._writer.put(EventStop(source, now_us, utc_us))
                 self._event_id = None
                 self._indicators.set_led(LED_RECORD, False)
-                self._indicators.vibrate(400)
+                if event is Event.STORAGE_FAILED:
+                    # Not the stop signal: the wearer must know recording ended by itself.
+                    self._indicators.vibrate(STORAGE_FAULT_VIBRATE_MS)
+                    self._indicators.beep(STORAGE_FAULT_TONE_HZ, STORAGE_FAULT_VIBRATE_MS)
+                else:
+                    self._indicators.vibrate(400)
             return action
+
+    def storage_failed(self, source: str) -> None:
+        """Writer thread: storage ended the event (a fault, or the card is full)."""
+        if self._state is State.RECORDING:
+            self.handle(Event.STORAGE_FAILED, source)
+        else:
+            with self._lock:
+                self._indicators.vibrate(STORAGE_FAULT_VIBRATE_MS)
+                self._indicators.beep(STORAGE_FAULT_TONE_HZ, STORAGE_FAULT_VIBRATE_MS)
 
     def _start(self, source: str, now_us: int, utc_us: int) -> None:
         # Empty if the camera has not produced a keyframe yet: the writer then

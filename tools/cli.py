@@ -7,7 +7,7 @@ import os
 import sys
 import time
 
-EXIT_OK, EXIT_INTEGRITY, EXIT_USAGE, EXIT_TRUNCATED = 0, 1, 2, 3
+EXIT_OK, EXIT_INTEGRITY, EXIT_USAGE, EXIT_TRUNCATED, EXIT_BEFORE_SET = 0, 1, 2, 3, 4
 
 
 class UsageError(Exception):
@@ -56,13 +56,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from device.chainstate import ChainStateError
     from device.config import ConfigError
     from device.evidence.decrypt import DecryptError
     from device.evidence.keys import KeyFileError
     from hal.filekeystore import KeyStoreError
     try:
         return _COMMANDS[args.command](args)
-    except (UsageError, ConfigError, KeyFileError, KeyStoreError) as exc:
+    except (UsageError, ConfigError, KeyFileError, KeyStoreError, ChainStateError) as exc:
         print(f"bwc {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except DecryptError as exc:
@@ -124,9 +125,8 @@ def _verify(args) -> int:
         print(json.dumps(report.to_json(), indent=2, sort_keys=True))
     else:
         print(format_report(report))
-    if report.outcome == INTEGRITY_FAILURE:
-        return EXIT_INTEGRITY
-    return EXIT_TRUNCATED if report.outcome == "truncated" else EXIT_OK
+    return {INTEGRITY_FAILURE: EXIT_INTEGRITY, "truncated": EXIT_TRUNCATED,
+            "before_set": EXIT_BEFORE_SET}.get(report.outcome, EXIT_OK)
 
 
 def _export(args) -> int:

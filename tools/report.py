@@ -10,8 +10,12 @@ from device.evidence.segment_reader import read_header_unverified
 from device.evidence.storage_verify import INTEGRITY_FAILURE, StorageReport
 from tools.export import ExportError
 
-_WORDS = {"authentic": "AUTHENTIC and complete", "truncated": "AUTHENTIC, but cut short by power loss",
+_WORDS = {"authentic": "AUTHENTIC and complete",
+          "truncated": "AUTHENTIC, but media was lost to power loss or a storage fault (each loss explained)",
+          "before_set": "AUTHENTIC, but an earlier part of the device's history is not in this set",
           INTEGRITY_FAILURE: "INTEGRITY FAILURE"}
+_GAP_WORDS = {"before_set": "before this set", "receipt": "accounted for by a receipt",
+              "storage_fault": "lost to a storage fault", "power_loss": "cut short by power loss"}
 
 
 def format_report(report: StorageReport) -> str:
@@ -20,6 +24,10 @@ def format_report(report: StorageReport) -> str:
         lines.append(f"  {outcome:<18} {name}")
     for name, reason in report.cut_short:
         lines.append(f"  cut short          {name}: {reason}")
+    for gap in report.gaps:
+        if gap.kind in ("before_set", "receipt"):
+            by = f" ({gap.explained_by})" if gap.explained_by else ""
+            lines.append(f"  gap                {gap.what}: {_GAP_WORDS[gap.kind]}{by}")
     for name, reason in report.problems:
         lines.append(f"  FAILED             {name}: {reason}")
     for name in report.ignored:

@@ -1,168 +1,163 @@
-"""The device audit log (AUD-1, AUD-2; docs/format.md §5): signed, hash-chained JSON lines."""
+"""The device audit log (AUD-1, AUD-2; docs/format.md §5): signed, hash-chained JSON lines.
+
+Format v2 keeps the chain going across boots, card wipes and card swaps: the head
+(next entry number, hash of the newest line) lives in the key store with the
+segment counter, and each boot (and each recovery from a storage fault) starts a
+new numbered file `audit-NNNNNNNNNN.log`, so the files of several cards can be
+gathered in one directory and a file is never appended to after it may have been
+torn. A line is recorded in the key store *before* it is written to the card. If
+the same card may not hold it whole (a fault, a power cut), it is written again,
+byte for byte, at the start of the next file; if the card was swapped or wiped
+after a power cut, the boot's recovery entry names it as unconfirmed instead.
+"""
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import dataclass, field
+from typing import Callable
 
-from nacl.exceptions import BadSignatureError
-from nacl.signing import SigningKey, VerifyKey
+from nacl.signing import SigningKey
 
-from device.evidence.segment_reader import AUTHENTIC, SIGNATURE_FAILURE, STRUCTURE_FAILURE, TRUNCATED
-from hal.storage import Storage
+from device.chainstate import ChainState
+from device.evidence.audit_lines import (
+    ENTRY_TYPES, GENESIS, LEGACY_AUDIT_FILE, audit_file_name, audit_file_number, line_hash, parse_line,
+    sign_line, split_lines,
+)
+from device.evidence.format import seq_from_file_name
+from hal.storage import Storage, StorageError, WritableFile
 
-AUDIT_FILE = "audit.log"
-AUDIT_DOMAIN = b"OBWC-v1-audit\x00"
-GENESIS = "0" * 64
-ENTRY_TYPES = ("boot", "activation", "deactivation", "marker", "recovery", "shutdown")
-
-
-def _line_hash(line: bytes) -> str:
-    return hashlib.sha256(line).hexdigest()
-
-
-def _split_lines(data: bytes) -> tuple[list[bytes], bytes]:
-    """Complete lines, and the torn remainder (b"" if the file ends with a newline)."""
-    parts = data.split(b"\n")
-    return parts[:-1], parts[-1]
+# Kept for callers of firmware 0.1's single-file layout.
+AUDIT_FILE = LEGACY_AUDIT_FILE
 
 
 class AuditLog:
-    """Appends entries to storage's audit.log. Used on the writer thread only."""
+    """Appends entries to the card's audit files. Used on one thread at a time
+    (boot, then the writer thread)."""
 
-    def __init__(self, storage: Storage, signing_key: SigningKey, device_id: str) -> None:
-        self._storage = storage
-        self._key = signing_key
-        self._device_id = device_id
-        self._next_n = 0
-        self._prev = GENESIS
-        self._lead = b""                 # a newline owed to a line cut short by power loss
-        self._torn_lines: list[bytes] = []
-        if AUDIT_FILE in storage.names():
-            with storage.open_read(AUDIT_FILE) as f:
-                self._resume(f.read())
-        self._file = storage.append(AUDIT_FILE)
-
-    def _resume(self, data: bytes) -> None:
-        """Continue the chain after the last entry that verifies (AUD-2)."""
-        lines, tail = _split_lines(data)
-        verify_key = self._key.verify_key
-        last = len(lines) - 1
-        while last >= 0 and _parse_line(lines[last], verify_key) is None:
-            last -= 1
-        if last >= 0:
-            self._prev = _line_hash(lines[last])
-            self._next_n = _parse_line(lines[last], verify_key)["n"] + 1
-        junk = lines[last + 1:]
-        if tail:
-            self._lead = b"\n"
-            entry = _parse_line(tail, verify_key)
-            if not junk and entry is not None and entry.get("n") == self._next_n and entry.get("prev") == self._prev:
-                # Power failed just before the newline: the entry itself is whole.
-                self._prev, self._next_n = _line_hash(tail), self._next_n + 1
-            else:
-                junk.append(tail)
-        self._torn_lines = junk
+    def __init__(self, storage: Storage, signing_key: SigningKey, device_id: str,
+                 chain: ChainState, save_chain: Callable[[], None]) -> None:
+        self._storage, self._key, self._device_id = storage, signing_key, device_id
+        self._chain, self._save_chain = chain, save_chain
+        self._file: WritableFile | None = None     # opened at the first append of this boot
+        if chain.audit is None:
+            chain.audit = _head_from_legacy_log(storage, signing_key)
+        self._rewrite = False
+        # {"n", "sha256"} of the newest line when this card cannot show it (another card).
+        self.unconfirmed: dict | None = None
+        # Set when this card is not the one the device wrote to last (wiped or swapped):
+        # the first entry of this boot says where the device's history resumes and what
+        # this card still held, so the hole reads as "on another card", not as tampering.
+        self.card_change: dict | None = None
+        self._check_newest_line()
 
     @property
-    def needs_recovery(self) -> bool:
-        """True if power loss left torn lines that a recovery entry must explain."""
-        return bool(self._torn_lines)
+    def next_n(self) -> int:
+        return self._chain.audit["next_n"]
+
+    @property
+    def head_hash(self) -> str:
+        return self._chain.audit["prev"]
+
+    def _check_newest_line(self) -> None:
+        """The newest line must be on the card whole. On the card that had the file it
+        went to, write it again if in doubt; on another card it cannot be shown."""
+        head = self._chain.audit
+        if head.get("last_line") is None:
+            return
+        name = audit_file_name(head["next_file"] - 1)
+        if name not in self._storage.names():
+            self.unconfirmed = {"n": head["next_n"] - 1, "sha256": head["prev"]}
+            self.card_change = {"resumes_after": {"seq": self._chain.next_seq - 1, "audit_n": head["next_n"] - 1},
+                                "found": self._what_the_card_holds()}
+            return
+        try:
+            with self._storage.open_read(name) as f:
+                lines, _ = split_lines(f.read())
+        except OSError:
+            lines = []
+        self._rewrite = head["last_line"].encode() not in lines
+
+    def _what_the_card_holds(self) -> dict:
+        """The newest segment number and audit entry on this card (None if it has none)."""
+        names = self._storage.names()
+        seqs = [s for s in map(seq_from_file_name, names) if s is not None]
+        numbered = sorted((n, name) for name in names if (n := audit_file_number(name)) is not None)
+        newest_n = None
+        for _, name in reversed(numbered):
+            try:
+                with self._storage.open_read(name) as f:
+                    lines, tail = split_lines(f.read())
+            except OSError:
+                continue
+            for line in reversed(lines + [tail]):
+                entry = parse_line(line, self._key.verify_key) if line else None
+                if entry is not None and isinstance(entry.get("n"), int):
+                    newest_n = entry["n"]
+                    break
+            if newest_n is not None:
+                break
+        return {"seq": max(seqs, default=None), "audit_n": newest_n}
 
     def append(self, entry_type: str, monotonic_us: int, utc_us: int, **fields: object) -> dict:
+        """Sign and durably write one entry; raises StorageError if the card fails
+        (the entry is then in the key store and is written first next time)."""
         if entry_type not in ENTRY_TYPES:
             raise ValueError(f"unknown audit entry type {entry_type!r}")
-        entry = dict(fields, n=self._next_n, prev=self._prev, type=entry_type,
+        self._catch_up()
+        head = self._chain.audit
+        if self.card_change is not None:
+            fields = dict(fields, card_change=self.card_change)
+        entry = dict(fields, n=head["next_n"], prev=head["prev"], type=entry_type,
                      device_id=self._device_id, monotonic_us=monotonic_us, utc_us=utc_us)
-        if self._torn_lines:
-            # The first entry after an unclean stop names the torn bytes it follows.
-            if entry_type != "recovery":
-                raise ValueError("audit.log ends in torn entries: write a recovery entry first")
-            entry["torn_lines_sha256"] = [_line_hash(line) for line in self._torn_lines]
-        body = json.dumps(entry, sort_keys=True, separators=(",", ":")).encode()
-        line = body + b" " + self._key.sign(AUDIT_DOMAIN + body).signature.hex().encode()
-        self._file.write(self._lead + line + b"\n")
-        self._file.sync()
-        self._lead, self._torn_lines = b"", []
-        self._prev = _line_hash(line)
-        self._next_n += 1
+        line = sign_line(self._key, entry)
+        # Write-ahead: once the key store names this line, it is never reused for another.
+        self._chain.audit = dict(head, next_n=head["next_n"] + 1, prev=line_hash(line), last_line=line.decode())
+        self._save_chain()
+        self._rewrite = True
+        self._write(line)
+        self._rewrite, self.card_change = False, None
         return entry
 
+    def _catch_up(self) -> None:
+        if self._rewrite and self._chain.audit.get("last_line") is not None:
+            self._write(self._chain.audit["last_line"].encode())
+        self._rewrite = False
+
+    def _write(self, line: bytes) -> None:
+        try:
+            if self._file is None:
+                head = self._chain.audit
+                number = head["next_file"]
+                self._chain.audit = dict(head, next_file=number + 1)
+                self._save_chain()
+                self._file = self._storage.create(audit_file_name(number))
+            self._file.write(line + b"\n")
+            self._file.sync()
+        except StorageError:
+            # The file may now end in part of this line: never append to it again.
+            self._drop_file()
+            raise
+
+    def _drop_file(self) -> None:
+        file, self._file = self._file, None
+        if file is not None:
+            try:
+                file.close()
+            except OSError:
+                pass
+
     def close(self) -> None:
-        self._file.close()
+        self._drop_file()
 
 
-@dataclass(slots=True)
-class AuditReport:
-    outcome: str
-    reason: str = ""
-    entries: list[dict] = field(default_factory=list)
-    torn_lines: int = 0  # torn lines explained by a later recovery entry
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome in (AUTHENTIC, TRUNCATED)
-
-
-_SIGNATURE_HEX_CHARS = 128
-_HEX = frozenset(b"0123456789abcdef")
-
-
-def _parse_line(line: bytes, key: VerifyKey) -> dict | None:
-    body, sep, sig_hex = line.rpartition(b" ")
-    if not sep or len(sig_hex) != _SIGNATURE_HEX_CHARS or not set(sig_hex) <= _HEX:
-        return None
-    try:
-        key.verify(AUDIT_DOMAIN + body, bytes.fromhex(sig_hex.decode("ascii")))
-        entry = json.loads(body)
-    except (BadSignatureError, ValueError, UnicodeDecodeError):
-        return None
-    return entry if isinstance(entry, dict) else None
-
-
-def _could_be_torn(tail: bytes) -> bool:
-    """True if `tail` can be the start of an entry line cut off by power loss: an
-    unfinished JSON object, or a whole one followed by part of " <signature>"."""
-    text = tail.decode("utf-8", errors="ignore")  # the cut may split a character
-    try:
-        _, end = json.JSONDecoder().raw_decode(text)
-    except ValueError:
-        return text.startswith("{")   # the JSON itself was cut short
-    rest = text[end:].encode("utf-8")
-    return rest[:1] in (b"", b" ") and len(rest) <= 1 + _SIGNATURE_HEX_CHARS and set(rest[1:]) <= _HEX
-
-
-def verify_audit(data: bytes, key: VerifyKey) -> AuditReport:
-    lines, tail = _split_lines(data)
-    report = AuditReport(outcome=AUTHENTIC)
-    prev, expected_n = GENESIS, 0
-    torn: list[tuple[int, bytes]] = []   # (line number, bytes) awaiting a recovery entry
-    for number, line in enumerate(lines, start=1):
-        entry = _parse_line(line, key)
-        if entry is None:
-            torn.append((number, line))
-            continue
-        if entry.get("n") != expected_n or entry.get("prev") != prev:
-            return AuditReport(STRUCTURE_FAILURE, f"audit.log line {number}: breaks the hash chain "
-                                                  f"(entry removed, inserted or reordered)")
-        if torn:
-            named = entry.get("torn_lines_sha256") if entry.get("type") == "recovery" else None
-            if named != [_line_hash(t) for _, t in torn]:
-                return AuditReport(SIGNATURE_FAILURE, f"audit.log line {torn[0][0]}: bad signature or "
-                                                      f"not an entry")
-            report.torn_lines += len(torn)
-            torn = []
-        report.entries.append(entry)
-        prev, expected_n = _line_hash(line), expected_n + 1
-    if torn:
-        return AuditReport(SIGNATURE_FAILURE, f"audit.log line {torn[0][0]}: bad signature or not an entry")
-    if tail:
-        entry = _parse_line(tail, key)
-        if entry is not None and entry.get("n") == expected_n and entry.get("prev") == prev:
-            report.entries.append(entry)   # whole, only its newline is missing
-        elif not _could_be_torn(tail):
-            return AuditReport(STRUCTURE_FAILURE, f"audit.log line {len(lines) + 1}: not an entry "
-                                                  f"and not an entry cut short (altered)")
-        report.outcome = TRUNCATED
-        report.reason = "audit.log ends in an entry cut short by power loss"
-    return report
+def _head_from_legacy_log(storage: Storage, key: SigningKey) -> dict:
+    """A device first run by firmware 0.1 continues the chain of its audit.log."""
+    head = {"next_n": 0, "prev": GENESIS, "next_file": 1, "last_line": None}
+    if LEGACY_AUDIT_FILE not in storage.names():
+        return head
+    with storage.open_read(LEGACY_AUDIT_FILE) as f:
+        lines, tail = split_lines(f.read())
+    for line in reversed(lines + [tail]):
+        entry = parse_line(line, key.verify_key) if line else None
+        if entry is not None and isinstance(entry.get("n"), int):
+            # The line is on this card (audit.log): nothing to confirm.
+            return dict(head, next_n=entry["n"] + 1, prev=line_hash(line))
+    return head

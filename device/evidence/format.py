@@ -1,12 +1,15 @@
 """Byte layout of segment files (docs/format.md §3): constants, records, checkpoints, header."""
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import struct
 from dataclasses import dataclass
 
 MAGIC = b"\x89OBWC\r\n\x1a"
-VERSION = 1
+VERSION = 2                      # what the writer writes
+SUPPORTED_VERSIONS = (1, 2)      # what a reader accepts (v1 footage keeps verifying)
 PREAMBLE = MAGIC + struct.pack(">H", VERSION)
 PREAMBLE_BYTES = len(PREAMBLE)
 
@@ -117,8 +120,14 @@ class HeaderError(ValueError):
     pass
 
 
-def encode_header(header: dict) -> bytes:
-    check_header(header)
+# Members a v2 header adds (docs/format.md §3.2).
+_HEADER_TYPES_V2: dict[str, tuple[type, ...]] = {"audit_n": (int,)}
+STREAM_HEADER_BYTES = 24
+_HEX_DIGITS = frozenset("0123456789abcdef")
+
+
+def encode_header(header: dict, version: int = VERSION) -> bytes:
+    check_header(header, version)
     return json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
@@ -130,7 +139,7 @@ def _no_duplicate_members(pairs: list[tuple[str, object]]) -> dict:
     return dict(pairs)
 
 
-def decode_header(body: bytes) -> dict:
+def decode_header(body: bytes, version: int = VERSION) -> dict:
     try:
         header = json.loads(body.decode("utf-8"), object_pairs_hook=_no_duplicate_members)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -139,14 +148,15 @@ def decode_header(body: bytes) -> dict:
         raise HeaderError("header is nested too deeply") from None
     except ValueError as exc:  # e.g. an integer too long to convert
         raise HeaderError(f"header is not valid JSON: {exc}") from None
-    check_header(header)
+    check_header(header, version)
     return header
 
 
-def check_header(header: object) -> None:
+def check_header(header: object, version: int = VERSION) -> None:
     if not isinstance(header, dict):
         raise HeaderError("header is not a JSON object")
-    for name, types in _HEADER_TYPES.items():
+    required = dict(_HEADER_TYPES, **_HEADER_TYPES_V2) if version >= 2 else _HEADER_TYPES
+    for name, types in required.items():
         if name not in header:
             raise HeaderError(f"header lacks {name!r}")
         value = header[name]
@@ -155,11 +165,21 @@ def check_header(header: object) -> None:
             raise HeaderError(f"header member {name!r} has the wrong type")
     if header["format"] != SEGMENT_FORMAT_NAME:
         raise HeaderError(f"header format is {header['format']!r}, expected {SEGMENT_FORMAT_NAME!r}")
-    if header["version"] != VERSION:
+    if header["version"] != version:
         raise HeaderError(f"header version {header['version']} does not match the preamble")
+    if not _is_hex(header["device_key"], 64):
+        raise HeaderError("header device_key must be 64 lowercase hex digits")
+    if version >= 2 and not 0 <= header["audit_n"] < 2**62:
+        raise HeaderError("header audit_n out of range")
+    try:
+        stream_header = base64.b64decode(header["stream_header"], validate=True)
+    except (binascii.Error, ValueError):
+        raise HeaderError("header stream_header is not base64") from None
+    if len(stream_header) != STREAM_HEADER_BYTES:
+        raise HeaderError(f"header stream_header must encode {STREAM_HEADER_BYTES} bytes")
     if not 1 <= header["seq"] < 10**10 or header["event_segment"] < 0:
         raise HeaderError("header seq/event_segment out of range")
-    if len(header["event_id"]) != 32 or not set(header["event_id"]) <= set("0123456789abcdef"):
+    if not _is_hex(header["event_id"], 32):
         raise HeaderError("header event_id must be 32 lowercase hex digits")
     for name in ("event_origin_utc_us", "created_utc_us"):
         if not 0 <= header[name] < 2**62:
@@ -173,6 +193,10 @@ def check_header(header: object) -> None:
         _is_int(prev.get("seq")) and isinstance(prev.get("hash"), str) and _is_int(prev.get("chunks"))
     ):
         raise HeaderError("header 'prev' must be {seq, hash, chunks}")
+
+
+def _is_hex(text: str, digits: int) -> bool:
+    return len(text) == digits and set(text) <= _HEX_DIGITS
 
 
 def _is_int(value: object) -> bool:

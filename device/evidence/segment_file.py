@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import struct
 
 import nacl.bindings as sodium
 import nacl.utils
@@ -14,7 +15,7 @@ from nacl.public import PublicKey, SealedBox
 from nacl.signing import SigningKey
 
 from device.evidence.format import (
-    CHUNK_KIND_MEDIA, CHUNK_PLAINTEXT_MAX, PAYLOAD_TYPE, PREAMBLE, SEGMENT_FORMAT_NAME,
+    CHUNK_KIND_MEDIA, CHUNK_PLAINTEXT_MAX, MAGIC, PAYLOAD_TYPE, SEGMENT_FORMAT_NAME,
     TYPE_CHUNK, TYPE_HEADER, VERSION, Checkpoint, encode_header, record,
 )
 from device.evidence.keys import key_id
@@ -30,7 +31,8 @@ class SegmentFile:
     event and media; this class adds format, version, recipients and stream header."""
 
     def __init__(self, out: WritableFile, signing_key: SigningKey, fields: dict,
-                 custodians: list[PublicKey]) -> None:
+                 custodians: list[PublicKey], version: int = VERSION) -> None:
+        # `version` is for making format-v1 test vectors; the firmware writes VERSION.
         if not custodians:
             raise ValueError("a segment needs at least one custodian key")
         self._out = out
@@ -45,7 +47,7 @@ class SegmentFile:
         ]
         # From here on only the sealed copies and the stream state hold the key (SEG-2).
         del segment_key
-        self.header = dict(fields, format=SEGMENT_FORMAT_NAME, version=VERSION, payload=PAYLOAD_TYPE,
+        self.header = dict(fields, format=SEGMENT_FORMAT_NAME, version=version, payload=PAYLOAD_TYPE,
                            recipients=recipients, stream_header=base64.b64encode(stream_header).decode(),
                            chunk_plaintext_max=CHUNK_PLAINTEXT_MAX)
         self._hash = hashlib.sha256()
@@ -54,7 +56,7 @@ class SegmentFile:
         self.chunk_count = 0
         self.last_checkpoint: Checkpoint | None = None
         self.closed = False
-        self._append(PREAMBLE + record(TYPE_HEADER, encode_header(self.header)))
+        self._append(MAGIC + struct.pack(">H", version) + record(TYPE_HEADER, encode_header(self.header, version)))
         # K0 signs the header; it is durable before anything else is recorded.
         self.checkpoint(fields["media_start_us"])
 

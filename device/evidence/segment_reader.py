@@ -14,7 +14,7 @@ from nacl.signing import VerifyKey
 from device.evidence.format import (
     CHECKPOINT_BODY_BYTES, CHECKPOINT_RECORD_BYTES, CHUNK_BODY_MAX, CHUNK_BODY_MIN,
     HEADER_MAX_BYTES, MAGIC, PREAMBLE_BYTES, RECORD_HEAD, TYPE_CHECKPOINT, TYPE_CHUNK,
-    TYPE_HEADER, VERSION, Checkpoint, CheckpointShapeError, HeaderError, decode_header,
+    TYPE_HEADER, SUPPORTED_VERSIONS, Checkpoint, CheckpointShapeError, HeaderError, decode_header,
     looks_like_final_checkpoint, parse_checkpoint,
 )
 
@@ -134,8 +134,9 @@ def _verify(data: memoryview, key: VerifyKey, report: SegmentReport) -> None:
         report.outcome, report.reason = TRUNCATED, "cut short inside the preamble; nothing authenticated"
         return
     (version,) = struct.unpack_from(">H", data, len(MAGIC))
-    if version != VERSION:
-        raise _Fail(UNSUPPORTED_VERSION, f"format version {version} is not supported (this reader knows {VERSION})")
+    if version not in SUPPORTED_VERSIONS:
+        raise _Fail(UNSUPPORTED_VERSION, f"format version {version} is not supported "
+                                         f"(this reader knows {', '.join(map(str, SUPPORTED_VERSIONS))})")
 
     # §4 step 2: a file that claims a clean end must have one, intact.
     tail_a = bytes(data[size - 2 * CHECKPOINT_RECORD_BYTES:size - CHECKPOINT_RECORD_BYTES]) \
@@ -144,12 +145,12 @@ def _verify(data: memoryview, key: VerifyKey, report: SegmentReport) -> None:
         if size >= PREAMBLE_BYTES + CHECKPOINT_RECORD_BYTES else b""
     claims_final = looks_like_final_checkpoint(tail_a) or looks_like_final_checkpoint(tail_b)
 
-    torn_final_copy = _walk(data, key, report)
+    torn_final_copy = _walk(data, key, report, version)
     if report.outcome == TRUNCATED and claims_final and not torn_final_copy:
         raise _Fail(STRUCTURE_FAILURE, "the file's clean end is damaged")
 
 
-def _walk(data: memoryview, key: VerifyKey, report: SegmentReport) -> bool:
+def _walk(data: memoryview, key: VerifyKey, report: SegmentReport, version: int) -> bool:
     """Walk the records; returns True if only the final checkpoint's copy was torn off."""
     size = len(data)
     pos = PREAMBLE_BYTES
@@ -161,7 +162,7 @@ def _walk(data: memoryview, key: VerifyKey, report: SegmentReport) -> bool:
     if rtype != TYPE_HEADER:
         raise _Fail(HEADER_FAILURE, "file does not start with a header")
     try:
-        header = decode_header(bytes(body))
+        header = decode_header(bytes(body), version)
     except HeaderError as exc:
         raise _Fail(HEADER_FAILURE, str(exc)) from None
     if header["device_key"] != bytes(key).hex():
@@ -235,8 +236,9 @@ def read_header_unverified(data: bytes) -> dict | None:
         return None
     try:
         rec = _read_record(view, PREAMBLE_BYTES)
-        if rec is None or rec[0] != TYPE_HEADER:
+        (version,) = struct.unpack_from(">H", view, len(MAGIC))
+        if rec is None or rec[0] != TYPE_HEADER or version not in SUPPORTED_VERSIONS:
             return None
-        return decode_header(bytes(rec[1]))
+        return decode_header(bytes(rec[1]), version)
     except (_Fail, HeaderError):
         return None

@@ -1,195 +1,90 @@
-"""Verifying a whole storage directory: files, chain, events, audit (docs/format.md §6)."""
+"""Verifying a set of one device's evidence: a card, several cards gathered, a case file
+(docs/format.md §6). Public key only; every gap is named (VER-3).
+"""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 from nacl.signing import VerifyKey
 
-from device.evidence.audit import AUDIT_FILE, AuditReport, verify_audit
+from device.evidence.audit_lines import LEGACY_AUDIT_FILE, audit_file_number
+from device.evidence.audit_verify import merge_audit, read_audit_file, read_legacy_file
+from device.evidence.custody import check_custody
 from device.evidence.format import seq_from_file_name
-from device.evidence.segment_reader import AUTHENTIC, TRUNCATED, SegmentReport, verify_segment_file
+from device.evidence.segment_reader import verify_segment_file
+from device.evidence.storage_report import (  # noqa: F401 - re-exported for callers
+    BEFORE_SET, INTEGRITY_FAILURE, TRUNCATED, Gap, Segment, StorageReport,
+)
+from device.evidence.storage_verify_v1 import verify_storage_v1
 
-INTEGRITY_FAILURE = "integrity_failure"
-
-
-@dataclass(slots=True)
-class Segment:
-    name: str
-    path: str
-    report: SegmentReport
-
-    @property
-    def seq(self) -> int:
-        return self.report.header["seq"]
-
-    @property
-    def header(self) -> dict:
-        return self.report.header
-
-
-@dataclass(slots=True)
-class StorageReport:
-    outcome: str = AUTHENTIC
-    problems: list[tuple[str, str]] = field(default_factory=list)   # (file, reason): tampering
-    cut_short: list[tuple[str, str]] = field(default_factory=list)  # (file, reason): power loss
-    segments: list[Segment] = field(default_factory=list)          # authenticated, by seq
-    files: dict[str, str] = field(default_factory=dict)            # name -> outcome
-    ignored: list[str] = field(default_factory=list)               # hidden files (e.g. .DS_Store)
-    audit: AuditReport | None = None
-
-    def events(self) -> dict[str, list[Segment]]:
-        grouped: dict[str, list[Segment]] = {}
-        for seg in self.segments:
-            grouped.setdefault(seg.header["event_id"], []).append(seg)
-        return grouped
-
-    def to_json(self) -> dict:
-        return {
-            "outcome": self.outcome,
-            "problems": [{"file": f, "reason": r} for f, r in self.problems],
-            "cut_short": [{"file": f, "reason": r} for f, r in self.cut_short],
-            "files": self.files,
-            "ignored_hidden_files": self.ignored,
-            "events": [
-                {"event_id": event_id, "segments": [s.seq for s in segs],
-                 "media_s": segs[-1].report.last.media_end_us / 1e6}
-                for event_id, segs in self.events().items()
-            ],
-            "audit_entries": len(self.audit.entries) if self.audit else 0,
-        }
+# An audit file larger than this is not one a device wrote (a shift writes a few KiB).
+AUDIT_FILE_MAX_BYTES = 64 * 1024 * 1024
 
 
 def verify_storage(directory: str, device_key: VerifyKey) -> StorageReport:
     """Raises OSError if the directory cannot be read; everything else is reported."""
-    report = StorageReport()
     names = sorted(os.listdir(directory))
+    if _is_v1_set(directory, names):
+        return verify_storage_v1(directory, device_key)
+    report = StorageReport()
     report.ignored = [n for n in names if n.startswith(".")]
     names = [n for n in names if not n.startswith(".")]
-    torn_seqs: set[int] = set()
+    unauthenticated: set[int] = set()
+    audit_runs = []
+    versions: set[int] = set()
     for name in names:
         path = os.path.join(directory, name)
-        if name == AUDIT_FILE:
+        if audit_file_number(name) is not None and os.path.isfile(path):
+            audit_runs.append(_read_audit(name, path, device_key))
             continue
         name_seq = seq_from_file_name(name)
         if name_seq is None or not os.path.isfile(path):
-            report.problems.append((name, "unexpected file in evidence storage"))
+            report.problem(name, "unexpected file in evidence storage")
             continue
         with open(path, "rb") as f:
             seg_report = verify_segment_file(f, device_key)
         report.files[name] = seg_report.outcome
         if not seg_report.ok:
-            report.problems.append((name, seg_report.reason))
+            report.problem(name, seg_report.reason)
             continue
         if seg_report.header is not None and seg_report.header["seq"] != name_seq:
-            report.problems.append((name, f"file name says segment {name_seq} but its signed header says "
-                                          f"{seg_report.header['seq']} (renamed, replayed or duplicated)"))
+            report.problem(name, f"file name says segment {name_seq} but its signed header says "
+                                 f"{seg_report.header['seq']} (renamed, replayed or duplicated)")
             continue
-        if seg_report.outcome == TRUNCATED:
-            report.cut_short.append((name, seg_report.reason))
         if seg_report.authenticated:
             report.segments.append(Segment(name, path, seg_report))
+            versions.add(seg_report.header["version"])
         else:
-            torn_seqs.add(name_seq)
+            unauthenticated.add(name_seq)
     report.segments.sort(key=lambda s: s.seq)
-    _check_chain(report, torn_seqs)
-    _check_events(report)
-    _check_audit(report, directory, device_key)
-    if report.problems:
-        report.outcome = INTEGRITY_FAILURE
-    elif report.cut_short:
-        report.outcome = TRUNCATED
+    report.format_versions = sorted(versions)
+    report.audit = merge_audit(audit_runs)
+    report.files.update(report.audit.files)
+    report.problems.extend(report.audit.problems)
+    report.cut_short.extend(report.audit.cut_short)
+    check_custody(report, unauthenticated, bytes(device_key).hex())
+    report.decide()
     return report
 
 
-def _check_chain(report: StorageReport, torn_seqs: set[int]) -> None:
-    previous: Segment | None = None
-    for seg in report.segments:
-        prev = seg.header["prev"]
-        if previous is None:
-            if prev is not None:
-                report.problems.append((seg.name, f"segment {prev['seq']} before it is missing"))
-        elif prev is None or prev["seq"] != previous.seq:
-            missing = f"segment {prev['seq']}" if prev else "its predecessor"
-            report.problems.append((seg.name, f"does not follow segment {previous.seq}: {missing} "
-                                              f"is missing, or segments were reordered"))
-        else:
-            last = previous.report.last
-            if prev["hash"] != last.hash.hex() or prev["chunks"] != last.chunk_count:
-                report.problems.append((seg.name, f"does not chain to segment {previous.seq} "
-                                                  f"(hash mismatch: spliced or altered)"))
-            gap = set(range(previous.seq + 1, seg.seq)) - torn_seqs
-            if gap:
-                report.problems.append((seg.name, f"segments {sorted(gap)} are missing"))
-        previous = seg
-
-
-def _check_events(report: StorageReport) -> None:
-    for event_id, segs in report.events().items():
-        for index, seg in enumerate(segs):
-            if seg.header["event_segment"] != index:
-                report.problems.append((seg.name, f"event {event_id[:8]}: segment {index} of the event "
-                                                  f"is missing or out of order"))
-                break
-            if index == 0:
-                continue
-            before = segs[index - 1]
-            if before.report.outcome != AUTHENTIC:
-                # After a power cut the device boots into a new event, so only an
-                # event's last segment can honestly be cut short.
-                report.problems.append((before.name, f"segment {before.seq} is cut short but the "
-                                                     f"event continues in segment {seg.seq}"))
-                continue
-            if seg.header["media_start_us"] != before.report.last.media_end_us:
-                report.problems.append((seg.name, f"media time does not continue from segment {before.seq}"))
-
-
-def _check_audit(report: StorageReport, directory: str, device_key: VerifyKey) -> None:
-    path = os.path.join(directory, AUDIT_FILE)
-    if not os.path.exists(path):
-        if report.segments:
-            report.problems.append((AUDIT_FILE, "audit log is missing"))
-        return
+def _read_audit(name: str, path: str, device_key: VerifyKey):
+    from device.evidence.audit_verify import FileRun
+    if os.path.getsize(path) > AUDIT_FILE_MAX_BYTES:
+        return FileRun(name, problem=f"{os.path.getsize(path)} bytes: far larger than any audit file")
     with open(path, "rb") as f:
-        audit = verify_audit(f.read(), device_key)
-    report.audit = audit
-    report.files[AUDIT_FILE] = audit.outcome
-    if not audit.ok:
-        report.problems.append((AUDIT_FILE, audit.reason))
-        return
-    if audit.outcome == TRUNCATED:
-        report.cut_short.append((AUDIT_FILE, audit.reason))
-    by_seq = {seg.seq: seg for seg in report.segments}
-    events = report.events()
-    started: set[str] = set()
-    stopped: set[str] = set()
-    for entry in audit.entries:
-        if entry["type"] == "activation":
-            started.add(entry.get("event_id"))
-            seg = by_seq.get(entry.get("first_seq"))
-            if seg is None or seg.header["event_id"] != entry.get("event_id"):
-                report.problems.append((AUDIT_FILE, f"entry {entry['n']}: event starts in segment "
-                                                    f"{entry.get('first_seq')}, which is missing"))
-        elif entry["type"] == "deactivation":
-            stopped.add(entry.get("event_id"))
-            seg = by_seq.get(entry.get("last_seq"))
-            segs = events.get(entry.get("event_id"), [])
-            if seg is None or not segs or segs[-1] is not seg:
-                report.problems.append((AUDIT_FILE, f"entry {entry['n']}: event ends in segment "
-                                                    f"{entry.get('last_seq')}, which is missing"))
-            elif seg.report.outcome != AUTHENTIC or seg.report.last.hash.hex() != entry.get("last_hash"):
-                report.problems.append((seg.name, "last segment of the event does not match the audit log"))
-    recovered = {e.get("event_id") for e in audit.entries if e["type"] == "recovery"}
-    newest_event = report.segments[-1].header["event_id"] if report.segments else None
-    for event_id, segs in events.items():
-        if event_id not in started:
-            if event_id in recovered or (event_id == newest_event and event_id not in stopped):
-                # Power failed between opening the event's first segment and logging
-                # its activation: the boot after it (if any) names the event.
-                report.cut_short.append((segs[0].name, f"event {event_id[:8]} has no activation entry: "
-                                                       f"power was lost as it started"))
-            else:
-                report.problems.append((segs[0].name, f"event {event_id[:8]} has no activation in the audit log"))
-        elif event_id not in stopped:
-            report.cut_short.append((segs[-1].name, f"event {event_id[:8]} has no stop entry: "
-                                                    f"recording was cut short"))
+        data = f.read()
+    return read_legacy_file(data, device_key) if name == LEGACY_AUDIT_FILE else read_audit_file(name, data, device_key)
+
+
+def _is_v1_set(directory: str, names: list[str]) -> bool:
+    """Footage written by firmware 0.1 only: verified by the v1 rules (§6.1)."""
+    if any(audit_file_number(n) not in (None, 0) for n in names):
+        return False
+    for name in names:
+        if seq_from_file_name(name) is None:
+            continue
+        with open(os.path.join(directory, name), "rb") as f:
+            preamble = f.read(10)
+        if len(preamble) == 10 and preamble[8:10] != b"\x00\x01":
+            return False
+    return True

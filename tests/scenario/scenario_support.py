@@ -142,8 +142,7 @@ class Recording:
         return [n for n in self.storage_files() if n.startswith("seg-")]
 
     def audit_entries(self) -> list[dict]:
-        with open(os.path.join(self.storage, "audit.log"), "rb") as f:
-            return [json.loads(line.rpartition(b" ")[0]) for line in f.read().split(b"\n") if line]
+        return audit_entries(self.storage)
 
     @property
     def activation(self) -> dict:
@@ -154,6 +153,25 @@ class Recording:
         if self._frames is None:
             self._frames = decode_frames(self.mp4_path)
         return self._frames
+
+
+def audit_files(storage: str) -> list[str]:
+    """The audit files of a storage directory, oldest first (docs/format.md §5)."""
+    return sorted(n for n in os.listdir(storage) if n == "audit.log" or (n.startswith("audit-") and n.endswith(".log")))
+
+
+def audit_entries(storage: str) -> list[dict]:
+    """Every whole audit entry in the storage, by entry number, each once."""
+    entries: dict[int, dict] = {}
+    for name in audit_files(storage):
+        with open(os.path.join(storage, name), "rb") as f:
+            for line in f.read().split(b"\n"):
+                try:
+                    entry = json.loads(line.rpartition(b" ")[0])
+                except ValueError:
+                    continue   # a torn last line
+                entries[entry["n"]] = entry
+    return [entries[n] for n in sorted(entries)]
 
 
 def record(device: Device, custodian: Custodian, text: str, export_dir: str | None,
@@ -231,18 +249,29 @@ def packets(mp4_path: str, kind: str) -> list[av.Packet]:
 
 # -- the bwc command line ------------------------------------------------------------
 
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
 def bwc_command() -> list[str]:
-    script = os.path.join(os.path.dirname(sys.executable), "bwc")
-    return [script] if os.path.exists(script) else [sys.executable, "-m", "tools.cli"]
+    # The source under test, not whatever copy is installed in the venv.
+    return [sys.executable, "-m", "tools.cli"]
+
+
+def _bwc_env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [_REPO, env.get("PYTHONPATH")]))
+    return env
 
 
 def bwc(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([*bwc_command(), *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([*bwc_command(), *args], capture_output=True, text=True, timeout=timeout,
+                          env=_bwc_env())
 
 
 def bwc_many(arg_lists: list[list[str]], timeout: float = 120) -> list[subprocess.CompletedProcess]:
     """Run several `bwc` invocations concurrently (they are independent); results in order."""
-    procs = [subprocess.Popen([*bwc_command(), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs = [subprocess.Popen([*bwc_command(), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=_bwc_env())
              for args in arg_lists]
     results = []
     for args, proc in zip(arg_lists, procs):

@@ -104,7 +104,7 @@ def test_buffered_footage_never_touches_storage(tmp_path, custodian, main_record
     rec = record(device, custodian, text, export_dir=None)
     assert rec.camera_frames >= 200  # the camera really ran (8 s at 30 fps)
 
-    assert rec.storage_files() == ["audit.log"], rec.storage_files()
+    assert rec.storage_files() == ["audit-0000000001.log"], rec.storage_files()
     assert [e["type"] for e in rec.audit_entries()] == ["boot", "shutdown"]
 
     # Same camera settings as the main recording, so the same SPS would appear if any

@@ -44,7 +44,7 @@ def test_process_is_killed(cut_device):
     _, device, result = cut_device
     assert result.returncode == -signal.SIGKILL, (result.returncode, result.stdout, result.stderr)
     names = sorted(os.listdir(device.storage))
-    assert names[0] == "audit.log" and len(names) >= 3, names  # two segments: the cut is in the second
+    assert names[0] == "audit-0000000001.log" and len(names) >= 3, names  # two segments: the cut is in the second
 
 
 def test_verify_reports_power_loss_not_tampering(cut_device):

@@ -123,18 +123,18 @@ def test_byte_flip_in_any_segment_is_named_integrity_failure(main_recording, sto
 
 
 def test_byte_flip_in_audit_log_body_is_named_integrity_failure(storage_copy, device_key):
-    with open(os.path.join(storage_copy, "audit.log"), "rb") as f:
+    with open(os.path.join(storage_copy, "audit-0000000001.log"), "rb") as f:
         data = f.read()
     positions = [p for p in audit_positions(data) if p != len(data) - 1]
     assert len(positions) >= 20
-    missed = _flip_all(storage_copy, "audit.log", positions, device_key)
+    missed = _flip_all(storage_copy, "audit-0000000001.log", positions, device_key)
     assert not missed, f"{len(missed)} of {len(positions)} audit.log byte flips missed: {missed[:5]}"
 
 
 def test_byte_flip_of_audit_log_final_newline_is_integrity_failure(storage_copy, device_key):
-    with open(os.path.join(storage_copy, "audit.log"), "rb") as f:
+    with open(os.path.join(storage_copy, "audit-0000000001.log"), "rb") as f:
         size = len(f.read())
-    missed = _flip_all(storage_copy, "audit.log", [size - 1], device_key)
+    missed = _flip_all(storage_copy, "audit-0000000001.log", [size - 1], device_key)
     assert not missed, missed
 
 
@@ -164,7 +164,7 @@ def test_cli_reports_flips_deletion_reordering_and_duplication(main_recording, t
     flip("flip-first-header", segments[0], lambda n: PREAMBLE_BYTES + HEAD + 40)
     flip("flip-middle-segment", segments[len(segments) // 2], lambda n: n // 2)
     flip("flip-last-segment-end", segments[-1], lambda n: n - 1)
-    flip("flip-audit", "audit.log", lambda n: n // 2)
+    flip("flip-audit", "audit-0000000001.log", lambda n: n // 2)
 
     storage = fresh("delete-middle")
     os.unlink(os.path.join(storage, segments[1]))

@@ -26,7 +26,7 @@ def test_run_sim_records_the_scenario(recording):
     assert str(recording.scenario) in r.stdout
     assert r.stderr == ""
     assert len(segments(recording.storage)) >= 2
-    assert (recording.storage / "audit.log").is_file()
+    assert (recording.storage / "audit-0000000001.log").is_file()
 
 
 def test_run_sim_honours_storage(bwc, fresh_device, tmp_path, tiny_scenario):

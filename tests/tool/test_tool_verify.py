@@ -18,7 +18,7 @@ def test_verify_a_clean_recording(bwc, recording):
     assert r.returncode == 0, str(r)
     lines = r.stdout.splitlines()
     names = evidence_files(recording.storage)
-    assert "audit.log" in names and len(names) >= 3
+    assert "audit-0000000001.log" in names and len(names) >= 3
     for name in names:  # every file on its own line with its outcome
         assert any(line.split() == ["authentic", name] for line in lines), (name, r.stdout)
     assert lines[-1].startswith("Result: AUTHENTIC and complete")
@@ -65,7 +65,7 @@ def test_verify_with_another_devices_key_is_an_integrity_failure(bwc, recording,
         assert name in failed, (name, r.stdout)
         assert "not the expected device" in failed[name]
         assert "cam-rec-01" in failed[name]  # the device that did sign it
-    assert "audit.log" in failed
+    assert "audit-0000000001.log" in failed
 
 
 def test_verify_a_storage_dir_that_does_not_exist(bwc, tmp_path, recording):

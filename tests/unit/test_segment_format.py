@@ -52,7 +52,7 @@ class MemoryFile(WritableFile):
 def fields(seq: int = 1, **overrides) -> dict:
     out = {
         "device_id": "test-device", "device_key": bytes(DEVICE.verify_key).hex(), "firmware": "0.1.0",
-        "seq": seq, "prev": None, "event_id": "ab" * 16, "event_segment": 0,
+        "seq": seq, "prev": None, "audit_n": 0, "event_id": "ab" * 16, "event_segment": 0,
         "event_origin_utc_us": 1_700_000_000_000_000, "event_origin_monotonic_us": 9_000_000,
         "media_start_us": 0, "created_utc_us": 1_700_000_000_000_000,
         "video": {"codec": "h264", "width": 320, "height": 240, "fps": 15}, "audio": None,
@@ -285,7 +285,7 @@ def test_header_float_is_not_an_int():
 
 @pytest.mark.parametrize("change, message", [
     ({"format": "something-else"}, "format"),
-    ({"version": 2}, "does not match the preamble"),
+    ({"version": 1}, "does not match the preamble"),
     ({"seq": 0}, "out of range"),
     ({"event_segment": -1}, "out of range"),
     ({"recipients": []}, "no recipients"),
@@ -346,7 +346,7 @@ def test_signed_file_helper_makes_a_valid_file():
     assert verify(signed_file_with_header(full_header())).authenticated
 
 
-@pytest.mark.parametrize("change", [{"firmware": None}, {"seq": True}, {"recipients": []}, {"version": 2}],
+@pytest.mark.parametrize("change", [{"firmware": None}, {"seq": True}, {"recipients": []}, {"version": 1}],
                          ids=["missing", "bool", "no-recipients", "version"])
 def test_a_signed_but_invalid_header_is_a_header_failure(change):
     header = full_header()
@@ -362,7 +362,7 @@ def test_a_signed_but_invalid_header_is_a_header_failure(change):
 
 # -- versions -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("version", [0, 2, 0xFFFF])
+@pytest.mark.parametrize("version", [0, 3, 0xFFFF])
 def test_unknown_version_is_rejected_with_a_clear_message(version):
     data = CLEAN[:8] + struct.pack(">H", version) + CLEAN[10:]
     report = verify(data)
@@ -372,13 +372,13 @@ def test_unknown_version_is_rejected_with_a_clear_message(version):
 
 
 def test_unknown_version_is_rejected_before_reading_further():
-    # Whatever follows a version-2 preamble (a future format) is not judged by v1 rules.
-    report = verify(PREAMBLE[:8] + struct.pack(">H", 2) + b"\xff" * 300)
+    # Whatever follows a version-3 preamble (a future format) is not judged by v2 rules.
+    report = verify(PREAMBLE[:8] + struct.pack(">H", 3) + b"\xff" * 300)
     assert report.outcome == UNSUPPORTED_VERSION
 
 
 def test_preamble_is_the_documented_bytes():
-    assert CLEAN[:10] == bytes.fromhex("894f4257430d0a1a") + b"\x00\x01"
+    assert CLEAN[:10] == bytes.fromhex("894f4257430d0a1a") + b"\x00\x02"
 
 
 # -- property: any media sizes and flush patterns round-trip -------------------------------

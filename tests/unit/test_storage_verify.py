@@ -10,7 +10,9 @@ import pytest
 from nacl.public import PrivateKey
 from nacl.signing import SigningKey
 
-from device.evidence.audit import AUDIT_FILE, AuditLog
+from device.chainstate import ChainState
+from device.evidence.audit import AuditLog
+from device.evidence.audit_lines import audit_file_name
 from device.evidence.format import CHECKPOINT_RECORD_BYTES, CHUNK_KIND_MEDIA, CHUNK_KIND_METADATA, segment_file_name
 from device.evidence.segment_file import SegmentFile
 from device.evidence.segment_reader import AUTHENTIC, TRUNCATED, WRONG_DEVICE
@@ -40,7 +42,8 @@ class Card:
         self.next_seq, self.head = 1, None
         self.now_us = 5 * SECOND_US
         self.events = 0
-        self.audit = AuditLog(self.storage, key, device_id)
+        self.chain = ChainState()
+        self.audit = AuditLog(self.storage, key, device_id, self.chain, lambda: None)
         self._log("boot", firmware="0.1.0")
         self.rng = random.Random(99)
 
@@ -55,8 +58,9 @@ class Card:
         seq = self.next_seq
         fields = {
             "device_id": self.device_id, "device_key": bytes(self.key.verify_key).hex(), "firmware": "0.1.0",
-            "seq": seq, "prev": self.head, "event_id": event_id, "event_segment": index,
-            "event_origin_utc_us": 1_700_000_000_000_000, "event_origin_monotonic_us": self.now_us,
+            "seq": seq, "prev": self.head, "audit_n": self.audit.next_n, "event_id": event_id,
+            "event_segment": index,
+            "event_origin_utc_us": 1_700_000_000_000_000, "event_origin_monotonic_us": self.origin_us,
             "media_start_us": media_start_us, "created_utc_us": 1_700_000_000_000_000 + media_start_us,
             "video": {"codec": "h264", "width": 320, "height": 240, "fps": 15}, "audio": None,
         }
@@ -72,6 +76,7 @@ class Card:
         index_skip make a faulty device: later segments start late / skip an index."""
         self.events += 1
         event_id = f"{self.events:032x}"
+        self.origin_us = self.now_us
         seqs, media_us = [], 0
         for index in range(segments):
             if index:
@@ -91,7 +96,7 @@ class Card:
                 segment.abandon()
                 os.truncate(self.path(segment.seq), size + 150)   # torn second flush
                 self.head = {"seq": segment.seq, "hash": cp.hash.hex(), "chunks": cp.chunk_count}
-                self.cut = (segment.seq, cp.chunk_count)
+                self.cut = (segment.seq, cp.chunk_count, cp.hash.hex(), event_id)
                 return seqs
             media_us += SECOND_US // 2
             cp = segment.close(self.rng.randbytes(200), media_us)
@@ -102,14 +107,15 @@ class Card:
     def reboot(self) -> None:
         """What the firmware does after a power cut (device/chainstate.recover, firmware.boot)."""
         self.audit.close()
-        self.audit = AuditLog(self.storage, self.key, self.device_id)
-        seq, chunks = self.cut
-        self._log("recovery", seq=seq, chunks=chunks)
+        self.audit = AuditLog(self.storage, self.key, self.device_id, self.chain, lambda: None)
+        seq, chunks, digest, event_id = self.cut
+        self._log("recovery", seq=seq, found="cut", chunks=chunks, hash=digest, event_id=event_id)
         self._log("boot", firmware="0.1.0")
 
     def torn_segment_file(self, keep_bytes: int) -> int:
         """A segment created but cut before its header was signed (nothing authenticated)."""
         seq = self.next_seq
+        self.origin_us = self.now_us
         segment = self._open(f"{99:032x}", 0, 0)
         segment.abandon()
         os.truncate(self.path(seq), keep_bytes)
@@ -142,7 +148,7 @@ def test_a_clean_storage_is_authentic(card):
     report = card.verify()
     assert report.outcome == AUTHENTIC, report.problems
     assert report.problems == [] and report.cut_short == []
-    assert report.files == {**{name(s): AUTHENTIC for s in range(1, 5)}, AUDIT_FILE: AUTHENTIC}
+    assert report.files == {**{name(s): AUTHENTIC for s in range(1, 5)}, audit_file_name(1): AUTHENTIC}
     assert [[s.seq for s in segs] for segs in report.events().values()] == [[1, 2, 3], [4]]
     assert [e["type"] for e in report.audit.entries] == [
         "boot", "activation", "deactivation", "activation", "deactivation", "shutdown"]
@@ -164,15 +170,15 @@ def test_deleted_first_segment_is_detected(card):
     os.remove(card.path(1))
     report = card.verify()
     assert report.outcome == INTEGRITY_FAILURE
-    assert any(file == name(2) and "segment 1" in reason for file, reason in report.problems)
-    assert AUDIT_FILE in problem_files(report)   # the activation names segment 1
+    # The set now starts at segment 2, but the audit log still names segment 1.
+    assert any(file == audit_file_name(1) and "segment 1" in reason for file, reason in report.problems)
 
 
 def test_deleted_last_segment_is_detected_by_the_audit_log(card):
     os.remove(card.path(4))
     report = card.verify()
     assert report.outcome == INTEGRITY_FAILURE
-    assert problem_files(report) == {AUDIT_FILE}
+    assert problem_files(report) == {audit_file_name(1)}
     assert any("segment 4" in reason for _, reason in report.problems)
 
 
@@ -183,7 +189,7 @@ def test_deleted_last_segment_of_a_multi_segment_event_is_detected(tmp_path):
     os.remove(c.path(3))
     report = c.verify()
     assert report.outcome == INTEGRITY_FAILURE
-    assert any(file == AUDIT_FILE and "segment 3" in reason for file, reason in report.problems)
+    assert any(file == audit_file_name(1) and "segment 3" in reason for file, reason in report.problems)
 
 
 def test_deleted_whole_event_in_the_middle_is_detected(tmp_path):
@@ -196,14 +202,14 @@ def test_deleted_whole_event_in_the_middle_is_detected(tmp_path):
     os.remove(c.path(3))
     report = c.verify()
     assert report.outcome == INTEGRITY_FAILURE
-    assert name(4) in problem_files(report) and AUDIT_FILE in problem_files(report)
+    assert name(4) in problem_files(report) and audit_file_name(1) in problem_files(report)
 
 
 def test_missing_audit_log_is_detected(card):
-    os.remove(card.path(AUDIT_FILE))
+    os.remove(card.path(audit_file_name(1)))
     report = card.verify()
     assert report.outcome == INTEGRITY_FAILURE
-    assert problem_files(report) == {AUDIT_FILE}
+    assert problem_files(report) == {"audit log"}
 
 
 # -- renaming, duplication, splicing ------------------------------------------------------------
@@ -292,13 +298,13 @@ def test_altered_segment_is_detected(card):
 
 
 def test_altered_audit_log_is_detected(card):
-    path = card.path(AUDIT_FILE)
+    path = card.path(audit_file_name(1))
     with open(path, "rb") as f:
         data = f.read()
     with open(path, "wb") as f:
         f.write(data.replace(b'"source":"button"', b'"source":"BUTTON"', 1))
     report = card.verify()
-    assert report.outcome == INTEGRITY_FAILURE and AUDIT_FILE in problem_files(report)
+    assert report.outcome == INTEGRITY_FAILURE and audit_file_name(1) in problem_files(report)
 
 
 def test_truncating_an_older_cleanly_closed_segment_is_detected(card):
@@ -356,15 +362,15 @@ def test_segment_cut_before_its_header_was_signed_is_power_loss(tmp_path):
     os.remove(c.path(torn))
     report = c.verify()
     assert report.outcome == INTEGRITY_FAILURE
-    assert any(file == name(3) and "[2]" in reason for file, reason in report.problems)
+    assert any(file == name(3) and "segment 2 is missing" in reason for file, reason in report.problems)
 
 
 def test_torn_audit_log_is_truncated(card):
-    path = card.path(AUDIT_FILE)
+    path = card.path(audit_file_name(1))
     os.truncate(path, os.path.getsize(path) - 20)   # the shutdown entry was being written
     report = card.verify()
     assert report.outcome == TRUNCATED, report.problems
-    assert report.cut_short == [(AUDIT_FILE, report.audit.reason)]
+    assert report.cut_short == [(audit_file_name(1), report.audit.reason)]
 
 
 def test_middle_segment_of_an_event_must_be_cleanly_closed(card):

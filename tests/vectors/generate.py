@@ -59,7 +59,7 @@ from nacl.signing import SigningKey  # noqa: E402
 
 from device.evidence.format import (  # noqa: E402
     CHECKPOINT_RECORD_BYTES, CHUNK_BODY_MAX, CHUNK_KIND_MEDIA, CHUNK_KIND_METADATA,
-    CHUNK_PLAINTEXT_MAX, PREAMBLE, PREAMBLE_BYTES, RECORD_HEAD, TYPE_HEADER, Checkpoint, record,
+    CHUNK_PLAINTEXT_MAX, MAGIC, PREAMBLE_BYTES, RECORD_HEAD, TYPE_HEADER, Checkpoint, record,
 )
 from device.evidence.segment_file import SegmentFile  # noqa: E402
 from hal.storage import WritableFile  # noqa: E402
@@ -107,6 +107,11 @@ def header_fields(seq: int = 1, prev: dict | None = None, signing_key: SigningKe
     }
 
 
+# These vectors pin format v1 (footage from firmware 0.1 must keep verifying).
+VECTOR_VERSION = 1
+PREAMBLE = MAGIC + struct.pack(">H", VECTOR_VERSION)
+
+
 class Written:
     """A segment written by SegmentFile, with its plaintext chunks tracked independently."""
 
@@ -115,7 +120,7 @@ class Written:
         self.out = MemoryFile()
         self.chunks: list[tuple[bytes, bytes]] = []   # (kind, data) in file order
         self.segment = SegmentFile(self.out, signing_key, fields or header_fields(signing_key=signing_key),
-                                   [k.public_key for k in (custodians or [CUSTODIAN_A])])
+                                   [k.public_key for k in (custodians or [CUSTODIAN_A])], version=VECTOR_VERSION)
 
     def add(self, kind: bytes, data: bytes) -> None:
         self.segment.add(kind, data)
@@ -314,8 +319,8 @@ def build_vectors() -> dict[str, tuple[dict, bytes]]:
     garbage = b"GIF89a" + random.Random(40).randbytes(250)
     v["not_evidence"] = _vector("not_evidence", garbage, "garbage that does not start with the magic")
     v["unsupported_version"] = _vector(
-        "unsupported_version", data[:8] + struct.pack(">H", 2) + data[10:],
-        "authentic file with the preamble version changed to 2")
+        "unsupported_version", data[:8] + struct.pack(">H", 3) + data[10:],
+        "authentic file with the preamble version changed to 3")
 
     # -- header --------------------------------------------------------------------
     h_start, h_end = of_type(data, "H")[0]

@@ -1,4 +1,4 @@
-"""The device audit log (docs/format.md §5): signed, hash-chained lines; power loss vs tampering."""
+"""Format v1 audit logs (docs/format.md §5.4, firmware 0.1): a v1 card still verifies; power loss vs tampering."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,9 @@ import json
 import pytest
 from nacl.signing import SigningKey
 
-from device.evidence.audit import AUDIT_FILE, GENESIS, AuditLog, verify_audit
+from device.evidence.audit_lines import GENESIS, LEGACY_AUDIT_FILE as AUDIT_FILE
+from device.evidence.audit_verify import verify_audit
+from legacy_audit import LegacyAuditLog as AuditLog
 from device.evidence.segment_reader import AUTHENTIC, INTEGRITY_FAILURES, TRUNCATED
 from hal.dirstorage import DirectoryStorage
 
