@@ -235,6 +235,8 @@ def _explain_torn_tails(runs, lines, entries, report: AuditReport) -> None:
             continue
         if nxt > report.last_n:
             report.cut_short.append((run.name, f"ends in part of entry {nxt}: cut short by power loss"))
+        elif nxt not in entries:
+            continue   # a hole: reported as one already
         elif entries[nxt]["type"] in ("recovery", "fault"):
             what = "power loss" if entries[nxt]["type"] == "recovery" else "a storage fault"
             report.cut_short.append((run.name, f"ends in part of an entry: cut short by {what} "
