@@ -134,6 +134,8 @@ class Identity:
     device_id: str
     device_public_key: bytes
     custodian_public_keys: tuple[bytes, ...]
+    # Ed25519 keys of the evidence intakes whose custody receipts this device accepts (OFF-2).
+    intake_public_keys: tuple[bytes, ...] = ()
 
 
 def load_identity(device_dir: str) -> Identity:

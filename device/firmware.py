@@ -12,6 +12,7 @@ from device import gestures
 from device.chainstate import ChainState, recover
 from device.config import FIRMWARE_VERSION, Identity, Policy
 from device.evidence.audit import AuditLog
+from device.evidence.receipt import check_receipt
 from device.recorder import Recorder
 from device.ringbuffer import PreEventBuffer
 from device.states import Event, State
@@ -111,6 +112,14 @@ class Firmware:
         # it, the pending record the next boot writes) already explains the loss.
         self.chain.running = False
         self.chain.save(board.keystore)
+
+    def accept_receipt(self, receipt: dict) -> None:
+        """Log a custody receipt (docs/format.md §9) once it checks out against an
+        intake key this device trusts; raises ReceiptError otherwise, logging nothing.
+        Only a logged receipt lets the history it covers leave the card."""
+        check_receipt(receipt, self.identity.device_public_key.hex(), list(self.identity.intake_public_keys))
+        clock = self.board.clock
+        self.writer.put(AuditEntry("receipt", clock.monotonic_us(), clock.wall_time_us(), {"receipt": receipt}))
 
     # -- inputs -------------------------------------------------------------------
     def _on_edge(self, name: str, active: bool, timestamp_us: int) -> None:
