@@ -231,18 +231,28 @@ def packets(mp4_path: str, kind: str) -> list[av.Packet]:
 
 # -- the bwc command line ------------------------------------------------------------
 
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
 def bwc_command() -> list[str]:
-    script = os.path.join(os.path.dirname(sys.executable), "bwc")
-    return [script] if os.path.exists(script) else [sys.executable, "-m", "tools.cli"]
+    return [sys.executable, "-m", "tools.cli"]
+
+
+def _bwc_env() -> dict:
+    # The working tree under test, whichever way openbwc is installed in this venv.
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO, env.get("PYTHONPATH")]))
+    return env
 
 
 def bwc(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([*bwc_command(), *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([*bwc_command(), *args], capture_output=True, text=True, timeout=timeout, env=_bwc_env())
 
 
 def bwc_many(arg_lists: list[list[str]], timeout: float = 120) -> list[subprocess.CompletedProcess]:
     """Run several `bwc` invocations concurrently (they are independent); results in order."""
-    procs = [subprocess.Popen([*bwc_command(), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs = [subprocess.Popen([*bwc_command(), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=_bwc_env())
              for args in arg_lists]
     results = []
     for args, proc in zip(arg_lists, procs):
