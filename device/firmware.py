@@ -48,6 +48,9 @@ class Firmware:
         board, clock = self.board, self.board.clock
         now_us, utc_us = clock.monotonic_us(), clock.wall_time_us()
         recovery = recover(self.chain, board.storage, self._signing_key.verify_key)
+        # From here on a power cut must make the next boot write a recovery entry.
+        self.chain.running = True
+        self.chain.save(board.keystore)
         audit = AuditLog(board.storage, self._signing_key, self.identity.device_id,
                          self.chain, lambda: self.chain.save(board.keystore))
         video = board.camera.video_format

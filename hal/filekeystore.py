@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+from hal.fs import OS_FS, FileSystem, make_dirs_durable, write_all
 from hal.keystore import KeyStore
 
 SIGNING_KEY_FILE = "device.key"
@@ -12,33 +13,31 @@ class KeyStoreError(Exception):
     pass
 
 
-def write_private_file(path: str, data: bytes) -> None:
+def write_private_file(path: str, data: bytes, fs: FileSystem = OS_FS) -> None:
     """Atomically write `data` to `path` with mode 0600, durable on return."""
     tmp = f"{path}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = fs.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, data)
-        os.fsync(fd)
+        fs.fchmod(fd, 0o600)   # O_TRUNC keeps the mode of a stale tmp file
+        write_all(fs, fd, data)
+        fs.fsync(fd)
     finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        fs.close(fd)
+    fs.replace(tmp, path)
+    # The rename is durable only once the directory is.
+    fs.fsync_dir(os.path.dirname(os.path.abspath(path)))
 
 
 class FileKeyStore(KeyStore):
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, fs: FileSystem = OS_FS) -> None:
         self.directory = directory
+        self._fs = fs
 
     def signing_seed(self) -> bytes:
         path = os.path.join(self.directory, SIGNING_KEY_FILE)
         try:
-            mode = os.stat(path).st_mode & 0o777
-            with open(path, "rb") as f:
+            mode = self._fs.stat(path).st_mode & 0o777
+            with self._fs.open_read(path) as f:
                 seed = bytes.fromhex(f.read().decode("ascii").strip())
         except FileNotFoundError:
             raise KeyStoreError(f"no device signing key at {path}: provision the device first") from None
@@ -52,12 +51,12 @@ class FileKeyStore(KeyStore):
 
     def read_record(self, name: str) -> bytes | None:
         try:
-            with open(os.path.join(self.directory, "state", name), "rb") as f:
+            with self._fs.open_read(os.path.join(self.directory, "state", name)) as f:
                 return f.read()
         except FileNotFoundError:
             return None
 
     def write_record(self, name: str, data: bytes) -> None:
         state_dir = os.path.join(self.directory, "state")
-        os.makedirs(state_dir, mode=0o700, exist_ok=True)
-        write_private_file(os.path.join(state_dir, name), data)
+        make_dirs_durable(self._fs, state_dir, 0o700)
+        write_private_file(os.path.join(state_dir, name), data, self._fs)

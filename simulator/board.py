@@ -1,4 +1,8 @@
-"""Composition root for the simulator: builds a Board of simulated parts."""
+"""Composition root for the simulator: builds a Board of simulated parts.
+
+Storage and key store sit on a SimFS (simulator/simfs.py), so power cuts lose what
+was never made durable and storage faults can be injected; the Pi keeps OS_FS.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,6 +11,7 @@ from hal.board import Board
 from hal.clock import Clock
 from hal.dirstorage import DirectoryStorage
 from hal.filekeystore import FileKeyStore
+from hal.fs import FileSystem
 from hal.inputs import RECORD_BUTTON
 from hal.media import AudioFormat, VideoFormat
 from simulator.audio import SimAir, SimMicrophone, SimSpeaker
@@ -14,6 +19,7 @@ from simulator.battery import SimBattery
 from simulator.camera import SimCamera
 from simulator.indicators import SimIndicators
 from simulator.inputs import SimInputs
+from simulator.simfs import SimFS
 
 
 @dataclass(frozen=True)
@@ -25,11 +31,15 @@ class SimWorld:
     indicators: SimIndicators
     air: SimAir
     battery: SimBattery
+    fs: FileSystem
 
 
 def build_sim_board(clock: Clock, device_dir: str, storage_dir: str, video: VideoFormat,
                     trigger_names: tuple[str, ...] = (), source_path: str | None = None,
-                    audio: AudioFormat = AudioFormat(), constant_bitrate: bool = False) -> SimWorld:
+                    audio: AudioFormat = AudioFormat(), constant_bitrate: bool = False,
+                    fs: FileSystem | None = None) -> SimWorld:
+    """`fs`: the file system under storage and key store; a fresh SimFS if not given."""
+    fs = SimFS() if fs is None else fs
     air = SimAir(sample_rate_hz=audio.sample_rate_hz)
     camera = SimCamera(clock, video, source_path, constant_bitrate=constant_bitrate)
     inputs = SimInputs(clock, (RECORD_BUTTON, *trigger_names))
@@ -37,7 +47,7 @@ def build_sim_board(clock: Clock, device_dir: str, storage_dir: str, video: Vide
     battery = SimBattery(clock)
     board = Board(
         camera=camera, microphone=SimMicrophone(clock, air, audio), speaker=SimSpeaker(clock, air),
-        inputs=inputs, indicators=indicators, clock=clock, storage=DirectoryStorage(storage_dir),
-        battery=battery, keystore=FileKeyStore(device_dir),
+        inputs=inputs, indicators=indicators, clock=clock, storage=DirectoryStorage(storage_dir, fs),
+        battery=battery, keystore=FileKeyStore(device_dir, fs),
     )
-    return SimWorld(board, camera, inputs, indicators, air, battery)
+    return SimWorld(board, camera, inputs, indicators, air, battery, fs)

@@ -1,8 +1,15 @@
-"""Runs the whole firmware on the simulator through a scenario (SIM-2, SIM-3)."""
+"""Runs the whole firmware on the simulator through a scenario (SIM-2, SIM-3).
+
+A scenario is one device's life. Storage and key store sit on one SimFS for the whole
+run. `power.cut` pulls the battery in-process: SimFS rolls the directories back to
+what was durable, and the firmware instance is abandoned where it stands (no
+shutdown; its clock domain goes dark, its threads die at their next storage
+operation). `power.restore` boots a fresh instance, with fresh simulated parts, on the
+same clock, device directory and SimFS, like a battery put back.
+"""
 from __future__ import annotations
 
 import os
-import signal
 from dataclasses import dataclass
 
 from device.config import Identity, Policy
@@ -12,31 +19,168 @@ from hal.inputs import RECORD_BUTTON
 from hal.realclock import RealClock
 from simulator.board import SimWorld, build_sim_board
 from simulator.clock import VirtualClock
+from simulator.power import PowerDomain
 from simulator.scenario import Scenario, Step
+from simulator.simfs import PowerLost, SimFS
 
 PRESS_US = 120_000          # a deliberate tap
 DOUBLE_PRESS_GAP_US = 150_000
 
 
 @dataclass
+class Instance:
+    """One boot of the firmware, from power-on to shutdown or power cut.
+
+    `world` and `firmware` are None only if power or storage failed while the board was
+    being built (creating the storage directory), before a firmware existed.
+    """
+    power: PowerDomain
+    boot_us: int
+    world: SimWorld | None = None
+    firmware: Firmware | None = None
+    booted: bool = False                 # boot() returned: its writer thread was started
+    error: BaseException | None = None   # a storage error raised by building, boot() or shutdown() itself
+    power_lost_us: int | None = None     # when its power was cut; None: it ran to the end
+
+    @property
+    def failure(self) -> BaseException | None:
+        return (self.firmware.failure if self.firmware is not None else None) or self.error
+
+
+@dataclass
 class RunResult:
-    firmware: Firmware
-    world: SimWorld
+    instances: list[Instance]   # every firmware instance booted, in order
+    simfs: SimFS
     start_us: int
     end_us: int
+
+    @property
+    def firmwares(self) -> list[Firmware]:
+        return [i.firmware for i in self.instances if i.firmware is not None]
+
+    @property
+    def worlds(self) -> list[SimWorld]:
+        return [i.world for i in self.instances if i.world is not None]
+
+    @property
+    def firmware(self) -> Firmware:
+        """The last firmware instance (the only one unless the scenario restores power)."""
+        return self.firmwares[-1]
+
+    @property
+    def world(self) -> SimWorld:
+        return self.worlds[-1]
+
+    @property
+    def powered_at_end(self) -> bool:
+        return self.instances[-1].power_lost_us is None
 
 
 def _seconds(t_s: float) -> int:
     return round(t_s * 1_000_000)
 
 
-def _schedule(world: SimWorld, clock: Clock, firmware: Firmware, start_us: int, step: Step) -> None:
-    inputs = world.inputs
+class _Device:
+    """The device across its boots: which instance has power, and the steps that reach it."""
+
+    def __init__(self, clock: Clock, fs: SimFS, scenario: Scenario, identity: Identity, policy: Policy,
+                 device_dir: str, storage_dir: str, source_path: str | None) -> None:
+        self.clock, self.fs, self.scenario = clock, fs, scenario
+        self.identity, self.policy = identity, policy
+        self.device_dir, self.storage_dir, self.source_path = device_dir, os.path.abspath(storage_dir), source_path
+        self.triggers = tuple(sorted(set(scenario.trigger_names) | set(policy.triggers)))
+        self.instances: list[Instance] = []
+        self._reaped: set[int] = set()   # ids of abandoned instances whose writer has been stopped
+        fs.add_power_listener(self._on_power_lost)
+
+    @property
+    def live(self) -> Instance | None:
+        """The instance that has power and booted, if any."""
+        inst = self.instances[-1] if self.instances else None
+        return inst if inst is not None and inst.booted and inst.power.on else None
+
+    def boot(self) -> None:
+        power = PowerDomain(self.clock)
+        inst = Instance(power, self.clock.monotonic_us())
+        self.instances.append(inst)
+        try:
+            inst.world = build_sim_board(power, self.device_dir, self.storage_dir, self.scenario.video,
+                                         self.triggers, self.source_path,
+                                         constant_bitrate=self.scenario.constant_bitrate, fs=self.fs)
+            inst.firmware = Firmware(inst.world.board, self.identity, self.policy)
+            inst.firmware.boot()
+            inst.booted = True
+        except PowerLost:
+            pass   # cut while booting: _on_power_lost has marked it
+        except OSError as exc:  # the card failed under boot's own writes: this boot goes no further
+            inst.error = exc
+            power.cut()
+
+    def _on_power_lost(self) -> None:
+        # Runs on whichever thread met the cut (a clock callback or the writer).
+        inst = self.instances[-1] if self.instances else None
+        if inst is not None and inst.power_lost_us is None:
+            inst.power_lost_us = self.clock.monotonic_us()
+            inst.power.cut()
+
+    def catch_up(self) -> None:
+        """Let the writer reach the present, so a cut or a fault falls at a known point of
+        the recording. Skipped when an armed cut may kill the writer meanwhile."""
+        inst = self.live
+        if inst is not None and self.fs.powered and not self.fs.cut_armed:
+            inst.firmware.writer.wait_idle()
+
+    def power_cut(self, mode: str) -> None:
+        self.catch_up()
+        self.fs.power_cut(mode)
+
+    def power_restore(self) -> None:
+        self._reap()   # before power returns: an abandoned writer must never write again
+        self.fs.power_restore()
+        self.boot()
+
+    def storage_step(self, step: Step) -> None:
+        self.catch_up()
+        if step.action == "storage.fail":
+            self.fs.fail(step.errno, step.op, step.after_bytes, step.count, under=self.storage_dir)
+        elif step.action == "storage.fill":
+            self.fs.fill(step.free_bytes, under=self.storage_dir)
+        else:
+            self.fs.heal()
+
+    def set_input(self, name: str, active: bool) -> None:
+        inst = self.live
+        if inst is not None:   # a button pressed on a dead camera does nothing
+            inst.world.inputs.set(name, active)
+
+    def finish(self) -> None:
+        """End of the scenario: a live instance shuts down cleanly; abandoned ones are reaped."""
+        inst = self.live
+        if inst is not None:
+            try:
+                inst.firmware.shutdown()
+            except PowerLost:
+                pass
+            except OSError as exc:
+                inst.error = exc
+        self._reap()
+        self.fs.remove_power_listener(self._on_power_lost)
+
+    def _reap(self) -> None:
+        """Stop the writer threads of instances that lost power. Their storage raises
+        PowerLost, so they end at their next operation, or at the stop marker."""
+        for inst in self.instances:
+            if inst.power_lost_us is not None and inst.booted and id(inst) not in self._reaped:
+                inst.firmware.writer.close()
+                self._reaped.add(id(inst))
+
+
+def _schedule(device: _Device, clock: Clock, start_us: int, step: Step) -> None:
     at_us = start_us + _seconds(step.t_s)
 
     def press_release(at: int, length_us: int, name: str = RECORD_BUTTON) -> None:
-        clock.call_at(at, lambda: inputs.set(name, True))
-        clock.call_at(at + length_us, lambda: inputs.set(name, False))
+        clock.call_at(at, lambda: device.set_input(name, True))
+        clock.call_at(at + length_us, lambda: device.set_input(name, False))
 
     if step.action == "button.press":
         press_release(at_us, PRESS_US)
@@ -46,35 +190,35 @@ def _schedule(world: SimWorld, clock: Clock, firmware: Firmware, start_us: int, 
     elif step.action == "button.hold":
         press_release(at_us, _seconds(step.hold_s))
     elif step.action == "trigger.on":
-        clock.call_at(at_us, lambda: inputs.set(step.name, True))
+        clock.call_at(at_us, lambda: device.set_input(step.name, True))
     elif step.action == "trigger.off":
-        clock.call_at(at_us, lambda: inputs.set(step.name, False))
+        clock.call_at(at_us, lambda: device.set_input(step.name, False))
     elif step.action == "power.cut":
-        clock.call_at(at_us, lambda: _power_cut(firmware))
-
-
-def _power_cut(firmware: Firmware) -> None:
-    """Simulate pulling the battery: let the writer reach the present (so the cut
-    falls at a known point of the recording), then kill the process outright."""
-    firmware.writer.wait_idle()
-    os.kill(os.getpid(), signal.SIGKILL)
+        clock.call_at(at_us, lambda: device.power_cut(step.mode))
+    elif step.action == "power.restore":
+        clock.call_at(at_us, device.power_restore)
+    elif step.action.startswith("storage."):
+        clock.call_at(at_us, lambda: device.storage_step(step))
+    else:
+        raise ValueError(f"no such scenario step {step.action!r}")
 
 
 def run_scenario(scenario: Scenario, identity: Identity, policy: Policy, device_dir: str,
-                 storage_dir: str, source_path: str | None = None, realtime: bool = False) -> RunResult:
+                 storage_dir: str, source_path: str | None = None, realtime: bool = False,
+                 simfs: SimFS | None = None) -> RunResult:
+    """Run `scenario` to its end. `simfs`: the storage to run on (a test may arm faults or
+    cuts on it first); a fresh one by default."""
     clock: Clock = RealClock() if realtime else VirtualClock()
-    triggers = tuple(sorted(set(scenario.trigger_names) | set(policy.triggers)))
-    world = build_sim_board(clock, device_dir, storage_dir, scenario.video, triggers, source_path,
-                            constant_bitrate=scenario.constant_bitrate)
-    firmware = Firmware(world.board, identity, policy)
-    firmware.boot()
+    fs = SimFS() if simfs is None else simfs
+    device = _Device(clock, fs, scenario, identity, policy, device_dir, storage_dir, source_path)
+    device.boot()
     start_us = clock.monotonic_us()
-    for step in scenario.steps:
-        _schedule(world, clock, firmware, start_us, step)
     end_us = start_us + _seconds(scenario.duration_s)
     try:
+        for step in scenario.steps:
+            _schedule(device, clock, start_us, step)
         clock.wait_until(end_us)
     finally:
         # Close the event cleanly even if a simulated part failed mid-run.
-        firmware.shutdown()
-    return RunResult(firmware, world, start_us, end_us)
+        device.finish()
+    return RunResult(device.instances, fs, start_us, end_us)

@@ -1,25 +1,55 @@
 """Scenario files (SIM-3, docs/scenarios.md): TOML scripts of inputs over simulated time."""
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field, replace
 
 from device.config import ConfigError, Policy, build_policy, parse_toml
 from hal.media import VideoFormat
+from simulator.pattern import CODE_COLUMNS, strip_height_px
+from simulator.simfs import CUT_MODES, ERRNOS, OPS
 
-ACTIONS = ("button.press", "button.double_press", "button.hold", "trigger.on", "trigger.off", "power.cut")
+# What the simulated world can do at a step, and the keys each step takes besides t_s and do.
+STEP_KEYS: dict[str, tuple[str, ...]] = {
+    "button.press": (), "button.double_press": (), "button.hold": ("hold_s",),
+    "trigger.on": ("name",), "trigger.off": ("name",),
+    "power.cut": ("mode",), "power.restore": (),
+    "storage.fail": ("errno", "op", "after_bytes", "count"), "storage.heal": (), "storage.fill": ("free_bytes",),
+}
+ACTIONS = tuple(STEP_KEYS)
+DEFAULT_CUT_MODE = "tear"
 DEFAULT_VIDEO = VideoFormat(width=640, height=360, fps=30, keyframe_interval_s=2.0, bitrate_bps=1_500_000)
-_CAMERA_KEYS = {"width": int, "height": int, "fps": int, "keyframe_interval_s": (int, float), "bitrate_bps": int,
-                "constant_bitrate": bool}
+
+# Camera ranges. The burned-in code strip (simulator/pattern.py) needs cells of at least
+# 4 px across 40 columns, and a picture at least twice as tall as the strip.
+MIN_WIDTH_PX, MAX_WIDTH_PX = CODE_COLUMNS * 4, 3840
+MIN_HEIGHT_PX, MAX_HEIGHT_PX = 64, 2160
+MAX_FPS = 120
+KEYFRAME_INTERVAL_S = (0.1, 60.0)
+BITRATE_BPS = (50_000, 50_000_000)   # below, x264 refuses or the picture is mush; above, no body camera
+MAX_DURATION_S = 24 * 3600
+MAX_HOLD_S = 600
+MAX_AFTER_BYTES = 2**40
+MAX_COUNT = 1_000_000
+MAX_FREE_BYTES = 2**50
+_CAMERA_KEYS = ("width", "height", "fps", "keyframe_interval_s", "bitrate_bps", "constant_bitrate")
 _TOP_KEYS = {"duration_s", "camera", "policy", "at", "description"}
+_TRIGGER_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
 @dataclass(frozen=True)
 class Step:
     t_s: float
     action: str
-    hold_s: float = 3.0
-    name: str = ""
+    hold_s: float = 3.0                 # button.hold
+    name: str = ""                      # trigger.on / trigger.off
+    mode: str = DEFAULT_CUT_MODE        # power.cut: "drop" or "tear"
+    errno: str = ""                     # storage.fail: "ENOSPC" or "EIO"
+    op: str = ""                        # storage.fail: write, fsync, create, rename, any
+    after_bytes: int | None = None      # storage.fail: bytes still written before it strikes
+    count: int | None = None            # storage.fail: failures before it heals; None: until storage.heal
+    free_bytes: int | None = None       # storage.fill
 
 
 @dataclass(frozen=True)
@@ -69,71 +99,178 @@ def _key_line(text: str, key: str) -> int | None:
 
 
 def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite int or float (TOML's nan and inf are not numbers of anything)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _integer(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _reject_non_finite(data: dict, source: str, text: str) -> None:
+    """nan and inf are refused wherever a number goes, before any range check sees them."""
+    def walk(value: object, name: str, key: str, at_index: int | None) -> None:
+        if isinstance(value, float) and not math.isfinite(value):
+            if at_index is None:
+                raise _error(source, _key_line(text, key), f"{name} must be a finite number, got {value!r}")
+            raise _error(source, _at_line(text, at_index, key),
+                         f"[[at]] #{at_index + 1}: {name} must be a finite number, got {value!r}")
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, k if at_index is not None and name == "at" else f"{name}.{k}", k, at_index)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v, name, key, at_index)
+
+    for key, value in data.items():
+        if key == "at" and isinstance(value, list):
+            for index, entry in enumerate(value):
+                walk(entry, key, key, index)
+        else:
+            walk(value, key, key, None)
 
 
 def parse_scenario(text: str, source: str) -> Scenario:
-    data = parse_toml(text, source)
+    try:
+        data = parse_toml(text, source)
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply to be a scenario") from None
     for key in data:
         if key not in _TOP_KEYS:
             raise _error(source, _key_line(text, key), f"unknown key {key!r} (expected one of {sorted(_TOP_KEYS)})")
+    _reject_non_finite(data, source, text)
+    if not isinstance(data.get("description", ""), str):
+        raise _error(source, _key_line(text, "description"), "description must be a string")
     duration_s = data.get("duration_s")
-    if not _number(duration_s) or not 0 < duration_s <= 24 * 3600:
-        raise _error(source, _key_line(text, "duration_s"), "duration_s must be a number of seconds, 0 < duration_s <= 86400")
-    video = DEFAULT_VIDEO
-    constant_bitrate = False
+    if not _number(duration_s) or not 0 < duration_s <= MAX_DURATION_S:
+        raise _error(source, _key_line(text, "duration_s"),
+                     f"duration_s must be a number of seconds, 0 < duration_s <= {MAX_DURATION_S}")
     camera = data.get("camera", {})
     if not isinstance(camera, dict):
         raise _error(source, _key_line(text, "camera"), "camera must be a table")
-    for key, value in camera.items():
-        if key not in _CAMERA_KEYS:
-            raise _error(source, _key_line(text, key), f"unknown key camera.{key} (expected one of {sorted(_CAMERA_KEYS)})")
-        if key == "constant_bitrate":
-            if not isinstance(value, bool):
-                raise _error(source, _key_line(text, key), f"camera.constant_bitrate must be true or false, got {value!r}")
-            constant_bitrate = value
-            continue
-        if not isinstance(value, _CAMERA_KEYS[key]) or isinstance(value, bool) or value <= 0:
-            raise _error(source, _key_line(text, key), f"camera.{key} must be a positive number, got {value!r}")
-        video = replace(video, **{key: value})
-    if video.width % 2 or video.height % 2 or not (64 <= video.width <= 3840 and 64 <= video.height <= 2160):
-        raise _error(source, _key_line(text, "width"), "camera width and height must be even, 64..3840 x 64..2160")
-    if video.fps > 120:
-        raise _error(source, _key_line(text, "fps"), "camera.fps must be at most 120")
+    video, constant_bitrate = _parse_camera(camera, source, text)
     policy = data.get("policy", {})
     if not isinstance(policy, dict):
         raise _error(source, _key_line(text, "policy"), "policy must be a table")
     build_policy(policy, Policy(), source, text, prefix="policy.")  # checked now, applied later
-    steps = []
     at = data.get("at", [])
     if not isinstance(at, list):
         raise _error(source, _key_line(text, "at"), "use [[at]] tables for scripted steps")
-    for index, entry in enumerate(at):
-        steps.append(_parse_step(entry, index, duration_s, source, text))
-    return Scenario(duration_s, video, constant_bitrate, policy,
-                    tuple(sorted(steps, key=lambda s: s.t_s)), source, text)
+    indexed = [(index, _parse_step(entry, index, duration_s, source, text)) for index, entry in enumerate(at)]
+    indexed.sort(key=lambda pair: pair[1].t_s)   # stable: steps at one time keep file order
+    _check_power_sequence(indexed, source, text)
+    return Scenario(duration_s, video, constant_bitrate, policy, tuple(s for _, s in indexed), source, text)
 
 
-def _parse_step(entry: dict, index: int, duration_s: float, source: str, text: str) -> Step:
+def _parse_camera(camera: dict, source: str, text: str) -> tuple[VideoFormat, bool]:
+    def fail(key: str, message: str) -> ConfigError:
+        return _error(source, _key_line(text, key), f"camera.{key} {message}")
+
+    for key in camera:
+        if key not in _CAMERA_KEYS:
+            raise _error(source, _key_line(text, key), f"unknown key camera.{key} (expected one of {sorted(_CAMERA_KEYS)})")
+    constant_bitrate = camera.get("constant_bitrate", False)
+    if not isinstance(constant_bitrate, bool):
+        raise fail("constant_bitrate", f"must be true or false, got {constant_bitrate!r}")
+    video = DEFAULT_VIDEO
+    ranges = {"width": (MIN_WIDTH_PX, MAX_WIDTH_PX), "height": (MIN_HEIGHT_PX, MAX_HEIGHT_PX),
+              "fps": (1, MAX_FPS), "bitrate_bps": BITRATE_BPS}
+    for key, (low, high) in ranges.items():
+        if key in camera:
+            value = camera[key]
+            if not _integer(value) or not low <= value <= high:
+                raise fail(key, f"must be a whole number, {low}..{high}, got {value!r}")
+            video = replace(video, **{key: value})
+    if "keyframe_interval_s" in camera:
+        value = camera["keyframe_interval_s"]
+        low, high = KEYFRAME_INTERVAL_S
+        if not _number(value) or not low <= value <= high:
+            raise fail("keyframe_interval_s", f"must be a number of seconds, {low:g}..{high:g}, got {value!r}")
+        video = replace(video, keyframe_interval_s=float(value))
+    if video.width % 2 or video.height % 2:
+        raise fail("width" if video.width % 2 else "height",
+                   f"must be even (yuv420p), got {video.width}x{video.height}")
+    if video.height < 2 * strip_height_px(video.width):
+        raise fail("height", f"must be at least {2 * strip_height_px(video.width)} at width {video.width} "
+                             f"(room for the burned-in code strip), got {video.height}")
+    return video, constant_bitrate
+
+
+def _parse_step(entry: object, index: int, duration_s: float, source: str, text: str) -> Step:
     def fail(key: str | None, message: str) -> ConfigError:
         return _error(source, _at_line(text, index, key), f"[[at]] #{index + 1}: {message}")
 
+    if not isinstance(entry, dict):
+        raise fail(None, f"a step must be a table with t_s and do, got {entry!r}")
+    action = entry.get("do")
+    if action not in STEP_KEYS:
+        raise fail("do" if "do" in entry else None, f"do must be one of {', '.join(ACTIONS)}; got {action!r}")
+    allowed = ("t_s", "do", *STEP_KEYS[action])
     for key in entry:
-        if key not in ("t_s", "do", "hold_s", "name"):
-            raise fail(key, f"unknown key {key!r} (expected t_s, do, hold_s, name)")
+        if key not in allowed:
+            raise fail(key, f"unknown key {key!r} for {action} (expected {', '.join(allowed)})")
     t_s = entry.get("t_s")
     if not _number(t_s) or not 0 <= t_s <= duration_s:
         raise fail("t_s" if "t_s" in entry else None, f"t_s must be a time within 0..duration_s ({duration_s}), got {t_s!r}")
-    action = entry.get("do")
-    if action not in ACTIONS:
-        raise fail("do" if "do" in entry else None, f"do must be one of {', '.join(ACTIONS)}; got {action!r}")
-    hold_s = entry.get("hold_s", 3.0)
-    if not _number(hold_s) or not 0 < hold_s <= 600:
-        raise fail("hold_s", f"hold_s must be a positive number of seconds, got {hold_s!r}")
-    name = entry.get("name", "")
-    if action.startswith("trigger.") and (not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", name) or name == "record"):
-        raise fail("name" if "name" in entry else None, f"{action} needs name = \"<trigger input>\" (lowercase letters, digits, _), got {name!r}")
-    return Step(float(t_s), action, float(hold_s), name)
+    fields: dict = {}
+    if action == "button.hold":
+        hold_s = entry.get("hold_s", 3.0)
+        if not _number(hold_s) or not 0 < hold_s <= MAX_HOLD_S:
+            raise fail("hold_s", f"hold_s must be a positive number of seconds up to {MAX_HOLD_S}, got {hold_s!r}")
+        fields["hold_s"] = float(hold_s)
+    elif action.startswith("trigger."):
+        name = entry.get("name", "")
+        if not isinstance(name, str) or not _TRIGGER_NAME.fullmatch(name) or name == "record":
+            raise fail("name" if "name" in entry else None,
+                       f"{action} needs name = \"<trigger input>\" (lowercase letters, digits, _), got {name!r}")
+        fields["name"] = name
+    elif action == "power.cut":
+        fields["mode"] = _choice(entry, "mode", CUT_MODES, DEFAULT_CUT_MODE, fail)
+    elif action == "storage.fail":
+        fields["errno"] = _choice(entry, "errno", tuple(ERRNOS), None, fail)
+        fields["op"] = _choice(entry, "op", OPS, None, fail)
+        fields["after_bytes"] = _whole(entry, "after_bytes", 0, MAX_AFTER_BYTES, False, fail)
+        fields["count"] = _whole(entry, "count", 1, MAX_COUNT, False, fail)
+    elif action == "storage.fill":
+        fields["free_bytes"] = _whole(entry, "free_bytes", 0, MAX_FREE_BYTES, True, fail)
+    return Step(float(t_s), action, **fields)
+
+
+def _choice(entry: dict, key: str, choices: tuple[str, ...], default: str | None, fail) -> str:
+    value = entry.get(key, default)
+    if value not in choices:
+        need = "" if default is None else f" (default {default!r})"
+        raise fail(key if key in entry else None,
+                   f"{entry['do']} needs {key} = one of {', '.join(choices)}{need}; got {value!r}")
+    return value
+
+
+def _whole(entry: dict, key: str, low: int, high: int, required: bool, fail) -> int | None:
+    if key not in entry and not required:
+        return None
+    value = entry.get(key)
+    if not _integer(value) or not low <= value <= high:
+        raise fail(key if key in entry else None,
+                   f"{entry['do']} needs {key} = a whole number, {low}..{high}; got {value!r}")
+    return value
+
+
+def _check_power_sequence(indexed: list[tuple[int, Step]], source: str, text: str) -> None:
+    """power.cut only while the power is on, power.restore only after a cut."""
+    cut_at: float | None = None
+    for index, step in indexed:
+        if step.action == "power.cut" and cut_at is not None:
+            raise _error(source, _at_line(text, index, "do"),
+                         f"[[at]] #{index + 1}: power.cut at {step.t_s:g} s, but the power is already "
+                         f"off (cut at {cut_at:g} s, no power.restore in between)")
+        if step.action == "power.restore" and cut_at is None:
+            raise _error(source, _at_line(text, index, "do"),
+                         f"[[at]] #{index + 1}: power.restore at {step.t_s:g} s, but the power is on "
+                         f"(a restore follows a power.cut)")
+        if step.action == "power.cut":
+            cut_at = step.t_s
+        elif step.action == "power.restore":
+            cut_at = None
 
 
 def load_scenario(path: str) -> Scenario:

@@ -35,13 +35,26 @@ def run_command(args) -> int:
     except SourceVideoError as exc:
         print(f"bwc run: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    fw = result.firmware
+    _report(result, scenario, storage)
+    return EXIT_FAILED if any(i.failure is not None for i in result.instances) else EXIT_OK
+
+
+def _report(result, scenario: Scenario, storage: str) -> None:
+    """One summary line; a line for a device left without power; one error line per failed boot."""
+    boots = result.instances
+    events = sum(fw.recorder.events_started for fw in result.firmwares if fw.recorder is not None)
+    cuts = sum(i.power_lost_us is not None for i in boots)
+    extra = (f"; {len(boots)} boot{'s' * (len(boots) != 1)}, {cuts} power cut{'s' * (cuts != 1)}"
+             if len(boots) > 1 or cuts else "")
     print(f"ran {scenario.source} ({scenario.duration_s:g} s simulated); "
-          f"{fw.recorder.events_started} event(s) recorded to {storage}")
-    if fw.failure is not None:
-        print(f"bwc run: recording failed: {fw.failure}", file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK
+          f"{events} event(s) recorded to {storage}{extra}")
+    if not result.powered_at_end:
+        cut_s = round((boots[-1].power_lost_us - result.start_us) / 1e6, 3)
+        print(f"power was cut at {cut_s:g} s and not restored: storage is left as a pulled battery leaves it")
+    for number, inst in enumerate(boots, start=1):
+        if inst.failure is not None:
+            which = f" (boot {number})" if len(boots) > 1 else ""
+            print(f"bwc run: recording failed{which}: {inst.failure}", file=sys.stderr)
 
 
 def _run_pi(args) -> int:

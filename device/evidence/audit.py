@@ -12,6 +12,7 @@ after a power cut, the boot's recovery entry names it as unconfirmed instead.
 """
 from __future__ import annotations
 
+import json
 from typing import Callable
 
 from nacl.signing import SigningKey
@@ -57,30 +58,33 @@ class AuditLog:
         return self._chain.audit["prev"]
 
     def _check_newest_line(self) -> None:
-        """The newest line must be on the card whole. On the card that had the file it
-        went to, write it again if in doubt; on another card it cannot be shown."""
+        """The device's newest line must be on the card whole. If the card holds the
+        line before it (a torn or failed write, or a cut before the file existed),
+        write it again; if the card is not the one it went to (wiped or swapped), the
+        first entry of this boot says where the history resumes instead."""
         head = self._chain.audit
-        if head.get("last_line") is None:
+        last = head.get("last_line")
+        if last is None:
             return
-        name = audit_file_name(head["next_file"] - 1)
-        if name not in self._storage.names():
-            self.unconfirmed = {"n": head["next_n"] - 1, "sha256": head["prev"]}
-            self.card_change = {"resumes_after": {"seq": self._chain.next_seq - 1, "audit_n": head["next_n"] - 1},
-                                "found": self._what_the_card_holds()}
+        newest_n = head["next_n"] - 1
+        card_n, card_hash = self._card_newest_entry()
+        if card_n == newest_n and card_hash == head["prev"]:
             return
         try:
-            with self._storage.open_read(name) as f:
-                lines, _ = split_lines(f.read())
-        except OSError:
-            lines = []
-        self._rewrite = head["last_line"].encode() not in lines
+            last_prev = json.loads(last.rpartition(" ")[0]).get("prev")
+        except ValueError:
+            last_prev = None
+        if (card_n is None and newest_n == 0) or (card_n == newest_n - 1 and card_hash == last_prev):
+            self._rewrite = True
+            return
+        self.unconfirmed = {"n": newest_n, "sha256": head["prev"]}
+        self.card_change = {"resumes_after": {"seq": self._chain.next_seq - 1, "audit_n": newest_n},
+                            "found": self._what_the_card_holds()}
 
-    def _what_the_card_holds(self) -> dict:
-        """The newest segment number and audit entry on this card (None if it has none)."""
+    def _card_newest_entry(self) -> tuple[int | None, str | None]:
+        """(n, line hash) of the newest whole entry on this card's audit files."""
         names = self._storage.names()
-        seqs = [s for s in map(seq_from_file_name, names) if s is not None]
         numbered = sorted((n, name) for name in names if (n := audit_file_number(name)) is not None)
-        newest_n = None
         for _, name in reversed(numbered):
             try:
                 with self._storage.open_read(name) as f:
@@ -90,11 +94,13 @@ class AuditLog:
             for line in reversed(lines + [tail]):
                 entry = parse_line(line, self._key.verify_key) if line else None
                 if entry is not None and isinstance(entry.get("n"), int):
-                    newest_n = entry["n"]
-                    break
-            if newest_n is not None:
-                break
-        return {"seq": max(seqs, default=None), "audit_n": newest_n}
+                    return entry["n"], line_hash(line)
+        return None, None
+
+    def _what_the_card_holds(self) -> dict:
+        """The newest segment number and audit entry on this card (None if it has none)."""
+        seqs = [s for s in map(seq_from_file_name, self._storage.names()) if s is not None]
+        return {"seq": max(seqs, default=None), "audit_n": self._card_newest_entry()[0]}
 
     def append(self, entry_type: str, monotonic_us: int, utc_us: int, **fields: object) -> dict:
         """Sign and durably write one entry; raises StorageError if the card fails

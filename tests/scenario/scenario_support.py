@@ -249,23 +249,22 @@ def packets(mp4_path: str, kind: str) -> list[av.Packet]:
 
 # -- the bwc command line ------------------------------------------------------------
 
-_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def bwc_command() -> list[str]:
-    # The source under test, not whatever copy is installed in the venv.
     return [sys.executable, "-m", "tools.cli"]
 
 
 def _bwc_env() -> dict:
+    # The working tree under test, whichever way openbwc is installed in this venv.
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [_REPO, env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO, env.get("PYTHONPATH")]))
     return env
 
 
 def bwc(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([*bwc_command(), *args], capture_output=True, text=True, timeout=timeout,
-                          env=_bwc_env())
+    return subprocess.run([*bwc_command(), *args], capture_output=True, text=True, timeout=timeout, env=_bwc_env())
 
 
 def bwc_many(arg_lists: list[list[str]], timeout: float = 120) -> list[subprocess.CompletedProcess]:

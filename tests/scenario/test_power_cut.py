@@ -1,12 +1,13 @@
-"""SEG-4, AUD-2: a process killed mid-segment (real SIGKILL, `bwc run` in a subprocess)
-leaves evidence that verifies as "cut short by power loss" (exit 3, not tampering),
-exports up to the last flush, and the next boot logs a recovery and continues the chain."""
+"""SEG-4, AUD-2: power cut mid-segment (`bwc run` in a subprocess, a scenario `power.cut`:
+the simulated storage loses everything not made durable, the firmware is abandoned where
+it stands) leaves evidence that verifies as "cut short by power loss" (exit 3, not
+tampering), exports up to the last flush, and the next boot logs a recovery and continues
+the chain."""
 from __future__ import annotations
 
 import json
 import os
 import shutil
-import signal
 
 import pytest
 
@@ -40,9 +41,12 @@ def cut_device(tmp_path_factory, custodian):
     return root, device, result
 
 
-def test_process_is_killed(cut_device):
+def test_run_reports_the_cut(cut_device):
     _, device, result = cut_device
-    assert result.returncode == -signal.SIGKILL, (result.returncode, result.stdout, result.stderr)
+    # The scenario ran as scripted: a cut is part of the script, not a failure.
+    assert result.returncode == 0, (result.returncode, result.stdout, result.stderr)
+    assert f"power was cut at {CUT_T_S:g} s and not restored" in result.stdout, result.stdout
+    assert "1 event(s) recorded" in result.stdout and result.stderr == "", result
     names = sorted(os.listdir(device.storage))
     assert names[0] == "audit-0000000001.log" and len(names) >= 3, names  # two segments: the cut is in the second
 

@@ -1,0 +1,257 @@
+"""Scenario files (simulator/scenario.py, docs/scenarios.md): the storage and power steps,
+and bad input of every kind refused as one ConfigError naming file, line and key (SEC-3)."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from device.config import ConfigError, Policy
+from simulator.pattern import overlay_code, read_frame, render_frame, strip_height_px
+from simulator.scenario import (
+    ACTIONS, BITRATE_BPS, KEYFRAME_INTERVAL_S, MAX_FPS, MAX_HEIGHT_PX, MAX_WIDTH_PX, MIN_HEIGHT_PX,
+    MIN_WIDTH_PX, STEP_KEYS, Scenario, parse_scenario,
+)
+from simulator.simfs import CUT_MODES, ERRNOS, OPS
+
+SOURCE = "shift.toml"
+HEAD = "duration_s = 60\n"
+
+
+def steps(*tables: str) -> str:
+    return HEAD + "".join(f"\n[[at]]\n{table}\n" for table in tables)
+
+
+def test_storage_and_power_steps_parse_with_their_keys():
+    scenario = parse_scenario(steps(
+        't_s = 1\ndo = "storage.fail"\nerrno = "ENOSPC"\nop = "write"\nafter_bytes = 4096\ncount = 2',
+        't_s = 2\ndo = "storage.fail"\nerrno = "EIO"\nop = "any"',
+        't_s = 3\ndo = "storage.heal"',
+        't_s = 4\ndo = "storage.fill"\nfree_bytes = 0',
+        't_s = 5\ndo = "power.cut"',
+        't_s = 6\ndo = "power.restore"',
+        't_s = 7\ndo = "power.cut"\nmode = "drop"',
+    ), SOURCE)
+    s = scenario.steps
+    assert [x.action for x in s] == ["storage.fail", "storage.fail", "storage.heal", "storage.fill",
+                                     "power.cut", "power.restore", "power.cut"]
+    assert (s[0].errno, s[0].op, s[0].after_bytes, s[0].count) == ("ENOSPC", "write", 4096, 2)
+    assert (s[1].errno, s[1].op, s[1].after_bytes, s[1].count) == ("EIO", "any", None, None)
+    assert s[3].free_bytes == 0
+    assert (s[4].mode, s[6].mode) == ("tear", "drop")   # tear is the default
+
+
+def test_steps_at_one_time_keep_their_file_order():
+    scenario = parse_scenario(steps('t_s = 5\ndo = "power.cut"', 't_s = 5\ndo = "power.restore"',
+                                    't_s = 1\ndo = "button.press"'), SOURCE)
+    assert [x.action for x in scenario.steps] == ["button.press", "power.cut", "power.restore"]
+
+
+def test_the_smallest_accepted_picture_carries_a_readable_code():
+    scenario = parse_scenario(f"{HEAD}[camera]\nwidth = {MIN_WIDTH_PX}\nheight = {MIN_HEIGHT_PX}\n", SOURCE)
+    picture = render_frame(7, 123_000, scenario.video.width, scenario.video.height)
+    assert read_frame(picture[:MIN_HEIGHT_PX]) == (7, 123)
+    with pytest.raises(ValueError):
+        render_frame(0, 0, MIN_WIDTH_PX - 2, MIN_HEIGHT_PX)   # the range ends where the pattern does
+
+
+# text, the line the message must name (by its content; None: no line), words it must contain
+BAD = {
+    "keyframe_interval_s nan": (HEAD + "[camera]\nkeyframe_interval_s = nan\n", "keyframe_interval_s", ["keyframe_interval_s", "finite"]),
+    "keyframe_interval_s inf": (HEAD + "[camera]\nkeyframe_interval_s = inf\n", "keyframe_interval_s", ["keyframe_interval_s"]),
+    "keyframe_interval_s overflows to inf": (HEAD + "[camera]\nkeyframe_interval_s = 1e400\n", "keyframe_interval_s", ["keyframe_interval_s"]),
+    "keyframe_interval_s tiny": (HEAD + "[camera]\nkeyframe_interval_s = 0.001\n", "keyframe_interval_s", ["0.1..60"]),
+    "bitrate_bps 1": (HEAD + "[camera]\nbitrate_bps = 1\n", "bitrate_bps", ["camera.bitrate_bps", "50000"]),
+    "bitrate_bps huge": (HEAD + "[camera]\nbitrate_bps = 1000000000000\n", "bitrate_bps", ["camera.bitrate_bps"]),
+    "width 64": (HEAD + "[camera]\nwidth = 64\nheight = 64\n", "width = 64", ["camera.width", "160"]),
+    "width too wide": (HEAD + "[camera]\nwidth = 4000\n", "width = 4000", ["camera.width"]),
+    "height too low for the strip": (HEAD + "[camera]\nwidth = 3840\nheight = 360\n", "height = 360", ["camera.height", "576"]),
+    "odd height": (HEAD + "[camera]\nheight = 181\n", "height = 181", ["even"]),
+    "fps 0": (HEAD + "[camera]\nfps = 0\n", "fps = 0", ["camera.fps"]),
+    "fps 121": (HEAD + "[camera]\nfps = 121\n", "fps = 121", ["camera.fps", "120"]),
+    "fps fractional": (HEAD + "[camera]\nfps = 29.97\n", "fps = 29.97", ["camera.fps", "whole"]),
+    "fps nan": (HEAD + "[camera]\nfps = nan\n", "fps = nan", ["fps", "finite"]),
+    "fps bool": (HEAD + "[camera]\nfps = true\n", "fps = true", ["camera.fps"]),
+    "duration_s inf": ("duration_s = inf\n", "duration_s", ["duration_s"]),
+    "t_s nan": (steps('t_s = nan\ndo = "button.press"'), "t_s = nan", ["t_s", "finite", "[[at]] #1"]),
+    "hold_s inf": (steps('t_s = 1\ndo = "button.hold"\nhold_s = inf'), "hold_s", ["hold_s"]),
+    "policy number nan": (HEAD + "[policy]\nbuffer_max_mib = nan\n", "buffer_max_mib", ["buffer_max_mib", "finite"]),
+    "policy number inf": (HEAD + "[policy]\nbuffer_max_mib = inf\n", "buffer_max_mib", ["buffer_max_mib", "finite"]),
+    "description not text": ("description = 5\n" + HEAD, "description", ["description"]),
+    "a step that is not a table": (HEAD + "at = [1]\n", None, ["[[at]] #1", "table"]),
+    "hold_s on a press": (steps('t_s = 1\ndo = "button.press"\nhold_s = 2'), "hold_s", ["'hold_s'", "button.press"]),
+    "storage.fail without errno": (steps('t_s = 1\ndo = "storage.fail"\nop = "write"'), "[[at]]", ["errno", "ENOSPC", "EIO"]),
+    "storage.fail bad errno": (steps('t_s = 1\ndo = "storage.fail"\nerrno = "EPERM"\nop = "write"'), "errno =", ["errno", "'EPERM'"]),
+    "storage.fail without op": (steps('t_s = 1\ndo = "storage.fail"\nerrno = "EIO"'), "[[at]]", ["op", "write"]),
+    "storage.fail bad op": (steps('t_s = 1\ndo = "storage.fail"\nerrno = "EIO"\nop = "read"'), "op =", ["op", "'read'"]),
+    "after_bytes negative": (steps('t_s = 1\ndo = "storage.fail"\nerrno = "EIO"\nop = "write"\nafter_bytes = -1'), "after_bytes", ["after_bytes", "-1"]),
+    "after_bytes fractional": (steps('t_s = 1\ndo = "storage.fail"\nerrno = "EIO"\nop = "write"\nafter_bytes = 1.5'), "after_bytes", ["after_bytes"]),
+    "after_bytes bool": (steps('t_s = 1\ndo = "storage.fail"\nerrno = "EIO"\nop = "write"\nafter_bytes = true'), "after_bytes", ["after_bytes"]),
+    "count 0": (steps('t_s = 1\ndo = "storage.fail"\nerrno = "EIO"\nop = "write"\ncount = 0'), "count", ["count", "1.."]),
+    "count nan": (steps('t_s = 1\ndo = "storage.fail"\nerrno = "EIO"\nop = "write"\ncount = nan'), "count", ["count"]),
+    "storage.fill without free_bytes": (steps('t_s = 1\ndo = "storage.fill"'), "[[at]]", ["free_bytes"]),
+    "storage.fill negative": (steps('t_s = 1\ndo = "storage.fill"\nfree_bytes = -5'), "free_bytes", ["free_bytes"]),
+    "storage.fill text": (steps('t_s = 1\ndo = "storage.fill"\nfree_bytes = "lots"'), "free_bytes", ["free_bytes", "'lots'"]),
+    "storage.heal with a key": (steps('t_s = 1\ndo = "storage.heal"\nerrno = "EIO"'), "errno", ["'errno'", "storage.heal"]),
+    "power.cut bad mode": (steps('t_s = 1\ndo = "power.cut"\nmode = "yank"'), "mode", ["mode", "'yank'", "drop", "tear"]),
+    "power.restore without a cut": (steps('t_s = 1\ndo = "power.restore"'), 'do = "power.restore"', ["power.restore", "power is on"]),
+    "power.cut twice": (steps('t_s = 1\ndo = "power.cut"', 't_s = 2\ndo = "power.cut" # again'), "# again", ["already off", "[[at]] #2"]),
+    "nested too deeply": (HEAD + "x = " + "[" * 5000 + "]" * 5000 + "\n", None, ["nested"]),
+}
+
+
+def _line_of(text: str, anchor: str) -> int:
+    return next(n for n, line in enumerate(text.splitlines(), start=1) if anchor in line)
+
+
+@pytest.mark.parametrize("text, anchor, words", BAD.values(), ids=BAD.keys())
+def test_bad_input_is_one_clear_config_error(text, anchor, words):
+    with pytest.raises(ConfigError) as info:
+        parse_scenario(text, SOURCE)
+    message = str(info.value)
+    assert message.startswith(SOURCE) and "\n" not in message, message
+    if anchor is not None:
+        assert f"line {_line_of(text, anchor)}:" in message, message
+    for word in words:
+        assert word in message, message
+
+
+# -- properties: only ConfigError, and whatever is accepted is sane ---------------------------
+
+_SCALARS = st.one_of(
+    st.integers(min_value=-2**63, max_value=2**63 - 1),
+    st.integers(min_value=-10, max_value=5000),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyz._ENOSPCIO", max_size=12),
+    st.sampled_from([*ERRNOS, *OPS, *CUT_MODES, *ACTIONS, "holster", "record", "start", "start_stop"]),
+)
+_VALID = {
+    "width": st.integers(80, 2000).map(lambda n: 2 * n), "height": st.integers(32, 1100).map(lambda n: 2 * n),
+    "fps": st.integers(1, 120), "keyframe_interval_s": st.floats(0.1, 60), "bitrate_bps": st.integers(50_000, 50_000_000),
+    "constant_bitrate": st.booleans(),
+    "pre_event_s": st.floats(0, 120), "segment_s": st.floats(1, 3600), "flush_interval_s": st.floats(0.1, 10),
+    "buffer_max_mib": st.floats(0, 64), "debounce_ms": st.integers(0, 100), "hold_stop_s": st.floats(1, 30),
+    "pre_event_audio": st.booleans(),
+    "hold_s": st.floats(0.01, 600), "name": st.sampled_from(["holster", "light_bar", "record", "Bad"]),
+    "mode": st.sampled_from(CUT_MODES), "errno": st.sampled_from(sorted(ERRNOS)), "op": st.sampled_from(OPS),
+    "after_bytes": st.integers(0, 2**41), "count": st.integers(0, 5), "free_bytes": st.integers(-1, 2**51),
+}
+
+
+def _value(key: str):
+    """Mostly a plausible value for `key`, sometimes anything at all."""
+    return st.one_of(_VALID[key], _VALID[key], _VALID[key], _SCALARS) if key in _VALID else _SCALARS
+
+
+def _table(keys: tuple[str, ...], junk: bool):
+    return st.fixed_dictionaries({}, optional={k: _value(k) if junk else _VALID[k] for k in keys})
+
+
+_CAMERA_KEYS = ("width", "height", "fps", "keyframe_interval_s", "bitrate_bps", "constant_bitrate")
+_POLICY_KEYS = ("pre_event_s", "segment_s", "flush_interval_s", "buffer_max_mib", "debounce_ms", "hold_stop_s",
+                "pre_event_audio")
+
+
+def _document(junk: bool):
+    """A scenario document; without junk every value is plausible, so many are accepted."""
+    step = st.sampled_from(ACTIONS).flatmap(lambda action: st.fixed_dictionaries(
+        {"t_s": st.floats(0, 10), "do": st.just(action)},
+        optional={k: _value(k) if junk else _VALID[k] for k in STEP_KEYS[action]}))
+    optional = {"camera": _table(_CAMERA_KEYS, junk), "policy": _table(_POLICY_KEYS, junk),
+                "at": st.lists(step, max_size=6), "description": st.text(max_size=20)}
+    if junk:
+        optional.update(extra=_SCALARS, description=st.one_of(st.text(max_size=20), _SCALARS),
+                        camera=_table(_CAMERA_KEYS + ("zoom",), True),
+                        at=st.lists(st.one_of(step, st.fixed_dictionaries(
+                            {"t_s": _SCALARS, "do": _SCALARS},
+                            optional={k: _SCALARS for k in ("hold_s", "name", "mode", "errno", "when")})), max_size=6))
+    duration = st.one_of(st.floats(10, 100), _SCALARS) if junk else st.floats(10, 100)
+    return st.fixed_dictionaries({"duration_s": duration}, optional=optional)
+
+
+_DOCUMENT = st.one_of(_document(junk=False), _document(junk=True))
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf") if math.isinf(value) else repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    return str(value)
+
+
+def _toml(document: dict) -> str:
+    lines = [f"{k} = {_toml_value(v)}" for k, v in document.items() if k not in ("camera", "policy", "at")]
+    for table in ("camera", "policy"):
+        if table in document:
+            lines += [f"[{table}]"] + [f"{k} = {_toml_value(v)}" for k, v in document[table].items()]
+    for step in document.get("at", []):
+        lines += ["[[at]]"] + [f"{k} = {_toml_value(v)}" for k, v in step.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _assert_sane(scenario: Scenario) -> None:
+    assert math.isfinite(scenario.duration_s) and 0 < scenario.duration_s <= 86400
+    v = scenario.video
+    assert MIN_WIDTH_PX <= v.width <= MAX_WIDTH_PX and MIN_HEIGHT_PX <= v.height <= MAX_HEIGHT_PX
+    assert v.width % 2 == 0 and v.height % 2 == 0 and v.height >= 2 * strip_height_px(v.width)
+    assert 1 <= v.fps <= MAX_FPS and BITRATE_BPS[0] <= v.bitrate_bps <= BITRATE_BPS[1]
+    assert KEYFRAME_INTERVAL_S[0] <= v.keyframe_interval_s <= KEYFRAME_INTERVAL_S[1]
+    overlay_code(np.zeros((v.height, v.width), dtype=np.uint8), 0, 0)   # the camera can draw on it
+    policy = scenario.apply_policy(Policy())
+    assert all(math.isfinite(x) for x in vars(policy).values() if isinstance(x, float))
+    powered = True
+    for step in scenario.steps:
+        assert step.action in ACTIONS and math.isfinite(step.t_s) and 0 <= step.t_s <= scenario.duration_s
+        assert math.isfinite(step.hold_s) and 0 < step.hold_s <= 600
+        if step.action == "storage.fail":
+            assert step.errno in ERRNOS and step.op in OPS
+            assert step.after_bytes is None or step.after_bytes >= 0
+            assert step.count is None or step.count >= 1
+        if step.action == "storage.fill":
+            assert step.free_bytes is not None and step.free_bytes >= 0
+        if step.action == "power.cut":
+            assert powered and step.mode in CUT_MODES
+            powered = False
+        if step.action == "power.restore":
+            assert not powered
+            powered = True
+
+
+def _parse_or_config_error(text: str) -> Scenario | None:
+    try:
+        return parse_scenario(text, SOURCE)
+    except ConfigError as exc:
+        assert str(exc).startswith(SOURCE) and "\n" not in str(exc), str(exc)
+        return None
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_DOCUMENT)
+def test_any_structured_document_is_accepted_sane_or_refused_clearly(document):
+    scenario = _parse_or_config_error(_toml(document))
+    if scenario is not None:
+        _assert_sane(scenario)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list('[]{}=."\'#\n ,_-+:0123456789abcdefinstuvwxyz')), max_size=200))
+def test_any_text_is_accepted_sane_or_refused_clearly(text):
+    scenario = _parse_or_config_error(HEAD + text)
+    if scenario is not None:
+        _assert_sane(scenario)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_arbitrary_unicode_never_escapes_as_another_exception(text):
+    scenario = _parse_or_config_error(text)
+    if scenario is not None:
+        _assert_sane(scenario)
