@@ -24,6 +24,9 @@ def format_report(report: StorageReport) -> str:
         lines.append(f"  {outcome:<18} {name}")
     for name, reason in report.cut_short:
         lines.append(f"  cut short          {name}: {reason}")
+    for fault in report.to_json()["faults"]:
+        lines.append(f"  fault              audit entry {fault['n']}: {fault['kind']} {fault['errno'] or ''} "
+                     f"while {fault['stage']} (segment {fault['seq']})".rstrip())
     for gap in report.gaps:
         if gap.kind in ("before_set", "receipt"):
             by = f" ({gap.explained_by})" if gap.explained_by else ""

@@ -94,6 +94,10 @@ class StorageReport:
                 for event_id, segs in self.events().items()
             ],
             "audit_entries": len(self.audit.entries) if self.audit else 0,
+            # Every storage fault the device logged, even one that lost nothing.
+            "faults": [{"n": e["n"], "kind": e.get("kind"), "errno": e.get("errno"), "stage": e.get("stage"),
+                        "seq": e.get("seq"), "utc_us": e.get("utc_us")}
+                       for e in (self.audit.entries if self.audit else []) if e.get("type") == "fault"],
             "audit_range": None if self.audit is None or self.audit.first_n is None
             else [self.audit.first_n, self.audit.last_n],
             "format_versions": self.format_versions,
