@@ -66,7 +66,7 @@ def load_pi_config(path: str) -> PiBoardConfig:
 
 
 def run_on_pi(args, identity: Identity, policy: Policy) -> int:
-    """The firmware until SIGTERM/SIGINT; `bwc run` has loaded and checked the device directory."""
+    """The firmware until SIGTERM/SIGINT; `bwc run` has checked the device directory and holds its lock."""
     config = load_pi_config(os.path.join(args.device, PI_CONFIG_FILE))
     storage = DirectoryStorage(args.storage or os.path.join(args.device, "storage"))
     clock = RealClock()

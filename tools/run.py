@@ -8,6 +8,7 @@ from importlib import resources
 from nacl.signing import SigningKey
 
 from device.config import ConfigError, Identity, load_identity, load_policy
+from hal.devicelock import DeviceLock, DeviceLockError
 from hal.filekeystore import SIGNING_KEY_FILE, FileKeyStore
 from simulator.scenario import Scenario, load_scenario, parse_scenario
 
@@ -30,11 +31,22 @@ def check_signing_key(device_dir: str, identity: Identity) -> None:
 
 def run_command(args) -> int:
     identity = load_identity(args.device)
-    check_signing_key(args.device, identity)
-    policy = load_policy(os.path.join(args.device, "policy.toml"))
-    if args.hal == "pi":
-        return _run_pi(args, identity, policy)
-    return _run_sim(args, identity, policy)
+    # Before anything reads chain state or opens storage: a second firmware on this
+    # device must change nothing (hal/devicelock.py).
+    lock = DeviceLock(args.device)
+    try:
+        lock.acquire()
+    except DeviceLockError as exc:
+        print(f"bwc run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        check_signing_key(args.device, identity)
+        policy = load_policy(os.path.join(args.device, "policy.toml"))
+        if args.hal == "pi":
+            return _run_pi(args, identity, policy)
+        return _run_sim(args, identity, policy)
+    finally:
+        lock.release()
 
 
 def _run_sim(args, identity: Identity, policy) -> int:
