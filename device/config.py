@@ -6,14 +6,30 @@ DEVICE_DIR/policy.toml  recording policy (defaults below; every key optional)
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 
 from device.evidence.keys import KeyFileError, parse_key, CUSTODIAN_PUBLIC, DEVICE_PUBLIC
+from device.gestures import DEFAULT_MAX_PRESS_US
+from hal.inputs import RECORD_BUTTON
 
 FIRMWARE_VERSION = "0.2.0"
 TRIGGER_POLICIES = ("start", "start_stop")
+# Trigger names end up in audit entries and sidecars ("trigger:NAME") and on the terminal:
+# plain words only (the rule scenario steps follow too), never the record button's input name.
+TRIGGER_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+# buffer_max_mib: 0 (sized from the bitrate), or a bound of at least 1 MiB (less holds
+# about one HD keyframe, so no usable pre-event) and at most more RAM than any board has.
+BUFFER_MIN_MIB, BUFFER_MAX_MIB = 1, 4096
+# A press must outlast the debounce to count, and the gesture decoder treats anything
+# held past DEFAULT_MAX_PRESS_US as no tap at all: a debounce that long accepts no press.
+DEBOUNCE_MAX_MS = DEFAULT_MAX_PRESS_US // 1000 - 1
+DEVICE_ID_MAX_CHARS = 64
+# device.json is a few hundred bytes; a bound keeps a wrong file from being read whole.
+IDENTITY_MAX_BYTES = 1 << 20
 
 
 class ConfigError(ValueError):
@@ -37,6 +53,11 @@ class Policy:
     triggers: dict = field(default_factory=dict)  # ACT-2: input name -> "start" | "start_stop"
 
     def check(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            # NaN passes no range check by failing every comparison; refuse it and ±inf by name.
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{f.name} must be a finite number, got {value}", f.name)
         if not 0 <= self.pre_event_s <= 120:
             raise ConfigError(f"pre_event_s must be 0..120 seconds, got {self.pre_event_s}", "pre_event_s")
         if not 1 <= self.segment_s <= 3600:
@@ -44,24 +65,48 @@ class Policy:
         if not 0.1 <= self.flush_interval_s <= 10:
             raise ConfigError(f"flush_interval_s must be 0.1..10 seconds, got {self.flush_interval_s}",
                               "flush_interval_s")
-        if self.buffer_max_mib < 0:
-            raise ConfigError("buffer_max_mib must not be negative", "buffer_max_mib")
-        for name, value in (("debounce_ms", self.debounce_ms), ("double_press_window_ms", self.double_press_window_ms)):
-            if not 0 <= value <= 5000:
-                raise ConfigError(f"{name} must be 0..5000 ms, got {value}", name)
+        if self.buffer_max_mib != 0 and not BUFFER_MIN_MIB <= self.buffer_max_mib <= BUFFER_MAX_MIB:
+            raise ConfigError(f"buffer_max_mib must be 0 (sized from the bitrate) or "
+                              f"{BUFFER_MIN_MIB}..{BUFFER_MAX_MIB} MiB, got {self.buffer_max_mib}",
+                              "buffer_max_mib")
+        if not 0 <= self.debounce_ms <= DEBOUNCE_MAX_MS:
+            raise ConfigError(f"debounce_ms must be 0..{DEBOUNCE_MAX_MS} ms, got {shown(self.debounce_ms)}",
+                              "debounce_ms")
+        if not 0 <= self.double_press_window_ms <= 5000:
+            raise ConfigError(f"double_press_window_ms must be 0..5000 ms, got "
+                              f"{shown(self.double_press_window_ms)}", "double_press_window_ms")
         if not self.debounce_ms < self.double_press_window_ms:
             raise ConfigError("double_press_window_ms must exceed debounce_ms", "double_press_window_ms")
         if not 1 <= self.hold_stop_s <= 30:
             raise ConfigError(f"hold_stop_s must be 1..30 seconds, got {self.hold_stop_s}", "hold_stop_s")
         for name, mode in self.triggers.items():
+            problem = check_trigger_name(name)
+            if problem:
+                raise ConfigError(problem, name if isinstance(name, str) else None)
             if mode not in TRIGGER_POLICIES:
-                raise ConfigError(f"triggers.{name} must be one of {TRIGGER_POLICIES}, got {mode!r}", name)
+                raise ConfigError(f"triggers.{name} must be one of {TRIGGER_POLICIES}, got {shown(mode)}", name)
 
     def buffer_max_bytes(self, bitrate_bps: int, keyframe_interval_s: float) -> int:
         if self.buffer_max_mib:
             return int(self.buffer_max_mib * 1024 * 1024)
         # Room for the pre-event plus two GOPs at twice the nominal bitrate (VBR peaks).
         return int(bitrate_bps / 8 * (self.pre_event_s + 2 * keyframe_interval_s) * 2) + 1_000_000
+
+
+def check_trigger_name(name: object) -> str | None:
+    """Why `name` cannot name a trigger input, or None if it can."""
+    if not isinstance(name, str) or not TRIGGER_NAME.fullmatch(name) or name == RECORD_BUTTON:
+        return (f"trigger name {shown(name)} must be 1..32 lowercase letters, digits or '_', "
+                f"starting with a letter, and not {RECORD_BUTTON!r}")
+    return None
+
+
+def shown(value: object, limit: int = 40) -> str:
+    """repr() for an error message: one short line, even for a 4000-digit integer."""
+    if isinstance(value, int) and value.bit_length() > 128:
+        return "a huge integer"  # repr() of one with over 4300 digits would itself raise
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _line_of(text: str, key: str) -> int | None:
@@ -81,8 +126,38 @@ def where(source: str, text: str, key: str) -> str:
 def parse_toml(text: str, source: str) -> dict:
     try:
         return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except ValueError as exc:  # TOMLDecodeError, or an integer of over 4300 digits
         raise ConfigError(f"{source}: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: arrays or tables nested too deeply") from None
+
+
+_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", dict: "a table"}
+
+
+def type_name(default: object) -> str:
+    """What a TOML value must be to replace `default`, for error messages."""
+    return _TYPE_NAMES.get(type(default), type(default).__name__)
+
+
+def as_type_of(default: object, value: object) -> object:
+    """`value` as the type of `default`, or None if it is not one (bools are not numbers).
+
+    An integral float is accepted for an int key. An integer too big for a float becomes
+    inf, which Policy.check refuses by name.
+    """
+    if isinstance(default, bool) or not isinstance(default, (int, float)):
+        return value if isinstance(value, type(default)) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(default, float):
+        try:
+            return float(value)
+        except OverflowError:
+            return math.inf
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None  # nan and inf are not integral
+    return value
 
 
 def build_policy(values: dict, base: Policy, source: str, text: str, prefix: str = "") -> Policy:
@@ -91,21 +166,14 @@ def build_policy(values: dict, base: Policy, source: str, text: str, prefix: str
     changes = {}
     for key, value in values.items():
         if key not in known:
-            raise ConfigError(f"{where(source, text, key)}: unknown policy key '{prefix}{key}' "
+            raise ConfigError(f"{where(source, text, key)}: unknown policy key {shown(prefix + key)} "
                               f"(expected one of {', '.join(sorted(known))})")
         default = getattr(base, key)
-        if isinstance(default, bool):
-            ok = isinstance(value, bool)
-        elif isinstance(default, (int, float)):
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if ok and isinstance(default, int) and not isinstance(default, bool) and not float(value).is_integer():
-                ok = False
-            value = type(default)(value) if ok else value
-        else:
-            ok = isinstance(value, type(default))
-        if not ok:
-            raise ConfigError(f"{where(source, text, key)}: {prefix}{key} must be a "
-                              f"{type(default).__name__}, got {value!r}")
+        converted = as_type_of(default, value)
+        if converted is None:
+            raise ConfigError(f"{where(source, text, key)}: {prefix}{key} must be "
+                              f"{type_name(default)}, got {shown(value)}")
+        value = converted
         changes[key] = value
     policy = Policy(**{**{f: getattr(base, f) for f in known}, **changes})
     try:
@@ -116,16 +184,21 @@ def build_policy(values: dict, base: Policy, source: str, text: str, prefix: str
     return policy
 
 
-def load_policy(path: str) -> Policy:
-    if not os.path.exists(path):
-        return Policy()
+def read_config_text(path: str) -> str:
+    """A configuration file's text, or ConfigError saying why it cannot be read."""
     try:
         with open(path, encoding="utf-8") as f:
-            text = f.read()
+            return f.read()
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def load_policy(path: str) -> Policy:
+    if not os.path.exists(path):
+        return Policy()
+    text = read_config_text(path)
     return build_policy(parse_toml(text, path), Policy(), path, text)
 
 
@@ -138,23 +211,67 @@ class Identity:
     intake_public_keys: tuple[bytes, ...] = ()
 
 
-def load_identity(device_dir: str) -> Identity:
-    path = os.path.join(device_dir, "device.json")
+def check_device_id(device_id: object) -> str | None:
+    """Why `device_id` cannot name a device, or None if it can.
+
+    It goes into every segment header and audit line: the verifier must accept what the
+    device writes, and a terminal must show it on one line.
+    """
+    if not isinstance(device_id, str):
+        return f"device_id must be a string, got {type(device_id).__name__}"
+    if not 1 <= len(device_id) <= DEVICE_ID_MAX_CHARS or not device_id.isprintable():
+        return f"device id must be 1..{DEVICE_ID_MAX_CHARS} printable characters"
+    return None
+
+
+def _unique_members(pairs: list[tuple[str, object]]) -> dict:
+    # Two readers of one file must never see different values for one member.
+    names = [name for name, _ in pairs]
+    if len(set(names)) != len(names):
+        raise ValueError("a member name is repeated")
+    return dict(pairs)
+
+
+def _read_identity_json(path: str, device_dir: str) -> object:
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+        with open(path, "rb") as f:
+            raw = f.read(IDENTITY_MAX_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"{path}: not found; is {device_dir} a provisioned device? (bwc provision)") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    if len(raw) > IDENTITY_MAX_BYTES:
+        raise ConfigError(f"{path}: over {IDENTITY_MAX_BYTES} bytes; not a device identity")
     try:
-        device_id = data["device_id"]
-        device_key = parse_key(data["device_public_key"], DEVICE_PUBLIC, path)
-        custodians = tuple(parse_key(k, CUSTODIAN_PUBLIC, path) for k in data["custodian_public_keys"])
-    except KeyError as exc:
-        raise ConfigError(f"{path}: missing key {exc}") from None
-    except (KeyFileError, TypeError) as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        return json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_members)
+    except (ValueError, UnicodeDecodeError) as exc:  # also an integer of over 4300 digits
+        raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid JSON (nested too deeply)") from None
+
+
+def load_identity(device_dir: str) -> Identity:
+    """DEVICE_DIR/device.json, every member checked; unknown members are ignored."""
+    path = os.path.join(device_dir, "device.json")
+    data = _read_identity_json(path, device_dir)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    for name in ("device_id", "device_public_key", "custodian_public_keys"):
+        if name not in data:
+            raise ConfigError(f"{path}: missing key '{name}'")
+    problem = check_device_id(data["device_id"])
+    if problem:
+        raise ConfigError(f"{path}: {problem}")
+    if not isinstance(data["custodian_public_keys"], list):
+        raise ConfigError(f"{path}: custodian_public_keys must be a list of key strings")
+    try:
+        device_key = parse_key(data["device_public_key"], DEVICE_PUBLIC, f"{path}: device_public_key")
+        custodians = tuple(parse_key(k, CUSTODIAN_PUBLIC, f"{path}: custodian_public_keys[{i}]")
+                           for i, k in enumerate(data["custodian_public_keys"]))
+    except KeyFileError as exc:
+        raise ConfigError(str(exc)) from None
     if not custodians:
         raise ConfigError(f"{path}: no custodian keys; footage could never be decrypted")
-    return Identity(device_id, device_key, custodians)
+    if len(set(custodians)) != len(custodians):
+        raise ConfigError(f"{path}: the same custodian key is listed twice")
+    return Identity(data["device_id"], device_key, custodians)

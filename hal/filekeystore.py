@@ -7,6 +7,7 @@ from hal.fs import OS_FS, FileSystem, make_dirs_durable, write_all
 from hal.keystore import KeyStore
 
 SIGNING_KEY_FILE = "device.key"
+_SEED_FILE_MAX_BYTES = 4096
 
 
 class KeyStoreError(Exception):
@@ -38,10 +39,14 @@ class FileKeyStore(KeyStore):
         try:
             mode = self._fs.stat(path).st_mode & 0o777
             with self._fs.open_read(path) as f:
-                seed = bytes.fromhex(f.read().decode("ascii").strip())
+                text = f.read(_SEED_FILE_MAX_BYTES + 1)  # a huge file is not read whole
         except FileNotFoundError:
             raise KeyStoreError(f"no device signing key at {path}: provision the device first") from None
-        except ValueError:
+        except OSError as exc:  # a directory, no permission ...
+            raise KeyStoreError(f"{path}: cannot read the device signing key ({exc.strerror})") from None
+        try:
+            seed = bytes.fromhex(text.decode("ascii").strip())
+        except ValueError:  # also not ASCII
             raise KeyStoreError(f"{path} is not a device signing key") from None
         if mode & 0o077:
             raise KeyStoreError(f"{path} is readable by others (mode {mode:o}); expected 600")

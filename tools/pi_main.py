@@ -1,12 +1,14 @@
 """`bwc run --hal pi`: the firmware on a Raspberry Pi until SIGTERM/SIGINT (docs/pi.md)."""
 from __future__ import annotations
 
+import math
 import os
 import signal
 import threading
 from dataclasses import fields
 
-from device.config import ConfigError, load_identity, load_policy, parse_toml, where
+from device.config import (ConfigError, Identity, Policy, as_type_of, check_trigger_name, parse_toml,
+                           read_config_text, shown, type_name, where)
 from device.firmware import Firmware
 from hal.dirstorage import DirectoryStorage
 from hal.filekeystore import FileKeyStore
@@ -18,34 +20,53 @@ PI_CONFIG_FILE = "pi.toml"
 _TICK_US = 500_000
 
 
+def _gpio(value: object, place: str, key: str) -> InputPinConfig:
+    # A bool is an int to Python, and `true` would quietly mean GPIO1.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{place}: {key} must be a GPIO number, got {shown(value)}")
+    return InputPinConfig(pin=value)
+
+
 def load_pi_config(path: str) -> PiBoardConfig:
     """DEVICE_DIR/pi.toml: PiBoardConfig fields; [triggers] maps a name to a GPIO number."""
     if not os.path.exists(path):
         return PiBoardConfig()
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
+    text = read_config_text(path)
     data = parse_toml(text, path)
+    defaults = PiBoardConfig()
     known = {f.name for f in fields(PiBoardConfig)}
     values = {}
     for key, value in data.items():
+        place = where(path, text, key)
         if key not in known:
-            raise ConfigError(f"{where(path, text, key)}: unknown key {key!r}")
+            raise ConfigError(f"{place}: unknown key {shown(key)}")
         if key == "record_button":
-            value = InputPinConfig(pin=value) if isinstance(value, int) else value
+            value = _gpio(value, place, key)
         elif key == "triggers":
-            if not isinstance(value, dict) or not all(isinstance(p, int) for p in value.values()):
-                raise ConfigError(f"{where(path, text, key)}: [triggers] maps names to GPIO numbers")
-            value = {name: InputPinConfig(pin=pin) for name, pin in value.items()}
+            if not isinstance(value, dict):
+                raise ConfigError(f"{place}: [triggers] maps names to GPIO numbers")
+            for name in value:
+                problem = check_trigger_name(name)
+                if problem:
+                    raise ConfigError(f"{where(path, text, name)}: {problem}")
+            value = {name: _gpio(pin, where(path, text, name), f"triggers.{name}") for name, pin in value.items()}
+        else:
+            default = getattr(defaults, key)
+            converted = as_type_of(default, value)
+            if converted is None:
+                raise ConfigError(f"{place}: {key} must be {type_name(default)}, got {shown(value)}")
+            if isinstance(converted, float) and not math.isfinite(converted):
+                raise ConfigError(f"{place}: {key} must be a finite number, got {shown(value)}")
+            value = converted
         values[key] = value
     try:
         return PiBoardConfig(**values)
-    except (PiConfigError, TypeError) as exc:
+    except (PiConfigError, ArithmeticError) as exc:  # ArithmeticError: e.g. fps too big for a float
         raise ConfigError(f"{path}: {exc}") from None
 
 
-def run_on_pi(args) -> int:
-    identity = load_identity(args.device)
-    policy = load_policy(os.path.join(args.device, "policy.toml"))
+def run_on_pi(args, identity: Identity, policy: Policy) -> int:
+    """The firmware until SIGTERM/SIGINT; `bwc run` has checked the device directory and holds its lock."""
     config = load_pi_config(os.path.join(args.device, PI_CONFIG_FILE))
     storage = DirectoryStorage(args.storage or os.path.join(args.device, "storage"))
     clock = RealClock()

@@ -7,7 +7,7 @@ import os
 from nacl.public import PrivateKey
 from nacl.signing import SigningKey
 
-from device.config import FIRMWARE_VERSION
+from device.config import FIRMWARE_VERSION, check_device_id
 from device.evidence import keys
 from hal.filekeystore import SIGNING_KEY_FILE, write_private_file
 
@@ -47,8 +47,9 @@ def keygen(out_dir: str) -> tuple[str, str]:
 
 
 def provision(device_id: str, custodian_pub_paths: list[str], out_dir: str) -> str:
-    if not device_id or len(device_id) > 64 or not device_id.isprintable():
-        raise ProvisionError("device id must be 1..64 printable characters")
+    problem = check_device_id(device_id)
+    if problem:
+        raise ProvisionError(problem)
     custodians = [keys.read_key(p, keys.CUSTODIAN_PUBLIC) for p in custodian_pub_paths]
     if len(set(custodians)) != len(custodians):
         raise ProvisionError("the same custodian key was given twice")

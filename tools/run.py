@@ -5,7 +5,11 @@ import os
 import sys
 from importlib import resources
 
-from device.config import load_identity, load_policy
+from nacl.signing import SigningKey
+
+from device.config import ConfigError, Identity, load_identity, load_policy
+from hal.devicelock import DeviceLock, DeviceLockError
+from hal.filekeystore import SIGNING_KEY_FILE, FileKeyStore
 from simulator.scenario import Scenario, load_scenario, parse_scenario
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -16,12 +20,37 @@ def builtin_scenario(name: str = "demo") -> Scenario:
     return parse_scenario(text, f"<built-in {name} scenario>")
 
 
+def check_signing_key(device_dir: str, identity: Identity) -> None:
+    """ConfigError unless device.key is the key device.json names (checked before the
+    firmware is built, so a mismatch is a one-line usage error, not a crash)."""
+    seed = FileKeyStore(device_dir).signing_seed()
+    if bytes(SigningKey(seed).verify_key) != identity.device_public_key:
+        raise ConfigError(f"{os.path.join(device_dir, SIGNING_KEY_FILE)} does not match the "
+                          f"device_public_key in {os.path.join(device_dir, 'device.json')}")
+
+
 def run_command(args) -> int:
     identity = load_identity(args.device)
-    policy = load_policy(os.path.join(args.device, "policy.toml"))
+    # Before anything reads chain state or opens storage: a second firmware on this
+    # device must change nothing (hal/devicelock.py).
+    lock = DeviceLock(args.device)
+    try:
+        lock.acquire()
+    except DeviceLockError as exc:
+        print(f"bwc run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        check_signing_key(args.device, identity)
+        policy = load_policy(os.path.join(args.device, "policy.toml"))
+        if args.hal == "pi":
+            return _run_pi(args, identity, policy)
+        return _run_sim(args, identity, policy)
+    finally:
+        lock.release()
+
+
+def _run_sim(args, identity: Identity, policy) -> int:
     storage = args.storage or os.path.join(args.device, "storage")
-    if args.hal == "pi":
-        return _run_pi(args)
     scenario = load_scenario(args.scenario) if args.scenario else builtin_scenario()
     policy = scenario.apply_policy(policy)
     if args.source and not os.path.isfile(args.source):
@@ -57,7 +86,7 @@ def _report(result, scenario: Scenario, storage: str) -> None:
             print(f"bwc run: recording failed{which}: {inst.failure}", file=sys.stderr)
 
 
-def _run_pi(args) -> int:
+def _run_pi(args, identity: Identity, policy) -> int:
     from hal.pi import BackendUnavailable
     try:
         from tools.pi_main import run_on_pi
@@ -65,7 +94,7 @@ def _run_pi(args) -> int:
         print(f"bwc run --hal pi: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        return run_on_pi(args)
+        return run_on_pi(args, identity, policy)
     except BackendUnavailable as exc:
         print(f"bwc run --hal pi: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -3,13 +3,21 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 
+import nacl.bindings
+import nacl.exceptions
+import nacl.utils
 from nacl.public import PrivateKey, PublicKey
 from nacl.signing import SigningKey, VerifyKey
 
 CUSTODIAN_PUBLIC = "openbwc-custodian-public-v1"
 CUSTODIAN_SECRET = "openbwc-custodian-secret-v1"
 DEVICE_PUBLIC = "openbwc-device-public-v1"
+
+# A key file is one short line; anything longer is not one, and is not read whole.
+KEY_FILE_MAX_CHARS = 4096
+_HEX = re.compile(r"[0-9a-fA-F]*")
 
 
 class KeyFileError(ValueError):
@@ -25,32 +33,55 @@ def format_key(kind: str, raw: bytes) -> str:
     return f"{kind}:{raw.hex()}\n"
 
 
-def parse_key(text: str, kind: str, source: str) -> bytes:
+def is_low_order_x25519(public_key: bytes) -> bool:
+    """True if `public_key` is in X25519's small subgroup (all zeros among them).
+
+    Any shared secret with such a point is all zeros whatever the other secret is,
+    so nothing sealed to it is secret, and libsodium refuses to seal to it (the
+    camera would then record nothing). Detected the libsodium way: a scalar
+    multiplication with it yields all zeros, which crypto_scalarmult reports as
+    an error. The scalar is random so no fixed input is trusted to be typical.
+    """
+    try:
+        nacl.bindings.crypto_scalarmult(nacl.utils.random(32), public_key)
+    except nacl.exceptions.RuntimeError:
+        return True
+    return False
+
+
+def parse_key(text: object, kind: str, source: str) -> bytes:
+    if not isinstance(text, str):
+        raise KeyFileError(f"{source}: expected a key string '{kind}:<hex>', got {type(text).__name__}")
     line = text.strip()
     prefix, sep, hex_digits = line.partition(":")
     if not sep or prefix not in (CUSTODIAN_PUBLIC, CUSTODIAN_SECRET, DEVICE_PUBLIC):
         raise KeyFileError(f"{source}: not an OpenBWC key file (expected '{kind}:<hex>')")
     if prefix != kind:
         raise KeyFileError(f"{source}: this is an {prefix} key, but an {kind} key is needed here")
-    try:
-        raw = bytes.fromhex(hex_digits)
-    except ValueError:
-        raise KeyFileError(f"{source}: key is not valid hex") from None
+    # Hex digits only: bytes.fromhex alone would also accept spaces and line breaks.
+    if not _HEX.fullmatch(hex_digits) or len(hex_digits) % 2:
+        raise KeyFileError(f"{source}: key is not valid hex")
+    raw = bytes.fromhex(hex_digits)
     if len(raw) != 32:
         raise KeyFileError(f"{source}: key has {len(raw)} bytes, expected 32")
+    if kind == CUSTODIAN_PUBLIC and is_low_order_x25519(raw):
+        raise KeyFileError(f"{source}: this custodian key is a low-order X25519 point, which makes "
+                           "encryption to it worthless; refused")
     return raw
 
 
 def read_key(path: str, kind: str) -> bytes:
     try:
         with open(path, encoding="ascii", errors="replace") as f:
-            text = f.read(4096)
+            text = f.read(KEY_FILE_MAX_CHARS + 1)
     except FileNotFoundError:
         raise KeyFileError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise KeyFileError(f"{path}: is a directory, expected a key file") from None
     except OSError as exc:
         raise KeyFileError(f"{path}: cannot read ({exc.strerror})") from None
+    if len(text) > KEY_FILE_MAX_CHARS:
+        raise KeyFileError(f"{path}: over {KEY_FILE_MAX_CHARS} characters; not an OpenBWC key file")
     return parse_key(text, kind, path)
 
 
