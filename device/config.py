@@ -12,7 +12,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field, fields
 
-from device.evidence.keys import KeyFileError, parse_key, CUSTODIAN_PUBLIC, DEVICE_PUBLIC
+from device.evidence.keys import CUSTODIAN_PUBLIC, DEVICE_PUBLIC, INTAKE_PUBLIC, KeyFileError, parse_key
 from device.gestures import DEFAULT_MAX_PRESS_US
 from hal.inputs import RECORD_BUTTON
 
@@ -274,4 +274,12 @@ def load_identity(device_dir: str) -> Identity:
         raise ConfigError(f"{path}: no custodian keys; footage could never be decrypted")
     if len(set(custodians)) != len(custodians):
         raise ConfigError(f"{path}: the same custodian key is listed twice")
-    return Identity(data["device_id"], device_key, custodians)
+    intakes = data.get("intake_public_keys", [])
+    if not isinstance(intakes, list):
+        raise ConfigError(f"{path}: intake_public_keys must be a list of key strings")
+    try:
+        intake_keys = tuple(parse_key(k, INTAKE_PUBLIC, f"{path}: intake_public_keys[{i}]")
+                            for i, k in enumerate(intakes))
+    except KeyFileError as exc:
+        raise ConfigError(str(exc)) from None
+    return Identity(data["device_id"], device_key, custodians, intake_keys)

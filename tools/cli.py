@@ -24,6 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("provision", help="give a device its identity, signing key and custodian keys")
     s.add_argument("--device-id", required=True, metavar="ID")
     s.add_argument("--custodian", required=True, action="append", metavar="PUB")
+    s.add_argument("--intake-pub", action="append", default=[], metavar="PUB",
+                   help="an evidence intake whose custody receipts the device accepts")
     s.add_argument("--out", required=True, metavar="DEVICE_DIR")
 
     s = sub.add_parser("run", help="run the firmware")
@@ -92,7 +94,7 @@ def _keygen(args) -> int:
 def _provision(args) -> int:
     from tools.provision import ProvisionError, provision
     try:
-        device_pub = provision(args.device_id, args.custodian, args.out)
+        device_pub = provision(args.device_id, args.custodian, args.out, args.intake_pub)
     except ProvisionError as exc:
         raise UsageError(str(exc)) from None
     print(f"provisioned {args.device_id!r} in {args.out}; device public key: {device_pub}")

@@ -46,13 +46,15 @@ def keygen(out_dir: str) -> tuple[str, str]:
     return secret_path, public_path
 
 
-def provision(device_id: str, custodian_pub_paths: list[str], out_dir: str) -> str:
+def provision(device_id: str, custodian_pub_paths: list[str], out_dir: str,
+              intake_pub_paths: list[str] = ()) -> str:
     problem = check_device_id(device_id)
     if problem:
         raise ProvisionError(problem)
     custodians = [keys.read_key(p, keys.CUSTODIAN_PUBLIC) for p in custodian_pub_paths]
     if len(set(custodians)) != len(custodians):
         raise ProvisionError("the same custodian key was given twice")
+    intakes = [keys.read_key(p, keys.INTAKE_PUBLIC) for p in intake_pub_paths]
     _fresh_dir(out_dir)
     signing = SigningKey.generate()
     write_private_file(os.path.join(out_dir, SIGNING_KEY_FILE), bytes(signing).hex().encode())
@@ -62,6 +64,8 @@ def provision(device_id: str, custodian_pub_paths: list[str], out_dir: str) -> s
         "device_id": device_id,
         "device_public_key": keys.format_key(keys.DEVICE_PUBLIC, device_pub).strip(),
         "custodian_public_keys": [keys.format_key(keys.CUSTODIAN_PUBLIC, k).strip() for k in custodians],
+        # Intakes whose custody receipts this device accepts (docs/format.md §9).
+        "intake_public_keys": [keys.format_key(keys.INTAKE_PUBLIC, k).strip() for k in dict.fromkeys(intakes)],
         "provisioned_firmware": FIRMWARE_VERSION,
     }
     with open(os.path.join(out_dir, "device.json"), "x", encoding="utf-8") as f:

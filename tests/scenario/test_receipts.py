@@ -12,11 +12,12 @@ from nacl.signing import SigningKey
 
 from device.config import load_identity, load_policy
 from device.evidence.audit_lines import audit_file_number, line_hash
-from device.evidence.keys import read_device_public
+from device.evidence.keys import INTAKE_PUBLIC, read_device_public, write_public
 from device.evidence.receipt import ReceiptError, make_receipt
 from device.evidence.storage_verify import verify_storage
 from device.firmware import Firmware
-from scenario_support import audit_entries, audit_files, make_custodian, make_device, record, scenario_toml
+from scenario_support import Device, audit_entries, audit_files, make_custodian, record, scenario_toml
+from tools.provision import provision
 from simulator.board import build_sim_board
 from simulator.clock import VirtualClock
 from simulator.scenario import DEFAULT_VIDEO
@@ -40,8 +41,10 @@ def _newest(storage: str, device_key) -> tuple[dict, dict]:
             {"n": newest["n"], "hash": line_hash(line)})
 
 
-def _boot_and_accept(dev, receipt: dict, trusted: tuple[bytes, ...]) -> None:
-    identity = dataclasses.replace(load_identity(dev.directory), intake_public_keys=trusted)
+def _boot_and_accept(dev, receipt: dict, trusted: tuple[bytes, ...] | None = None) -> None:
+    identity = load_identity(dev.directory)   # trusts what `bwc provision --intake-pub` named
+    if trusted is not None:
+        identity = dataclasses.replace(identity, intake_public_keys=trusted)
     clock = VirtualClock()
     world = build_sim_board(clock, dev.directory, dev.storage, DEFAULT_VIDEO)
     firmware = Firmware(world.board, identity, load_policy(os.path.join(dev.directory, "policy.toml")))
@@ -56,7 +59,10 @@ def _boot_and_accept(dev, receipt: dict, trusted: tuple[bytes, ...]) -> None:
 @pytest.fixture
 def dev(tmp_path):
     custodian = make_custodian(str(tmp_path / "custodian"))
-    return make_device(str(tmp_path / "device"), custodian), custodian
+    intake_pub = tmp_path / "intake.pub"
+    write_public(str(intake_pub), INTAKE_PUBLIC, bytes(INTAKE.verify_key))
+    pub = provision("receipt-cam", [custodian.public_path], str(tmp_path / "device"), [str(intake_pub)])
+    return Device(str(tmp_path / "device"), pub), custodian
 
 
 def test_receipted_history_leaves_the_card_and_the_card_still_verifies_as_authentic(dev, tmp_path):
@@ -65,7 +71,7 @@ def test_receipted_history_leaves_the_card_and_the_card_still_verifies_as_authen
     record(device, custodian, ONE_EVENT, None)
     segments, audit = _newest(device.storage, key)
     receipt = make_receipt(INTAKE, bytes(key).hex(), segments, audit, 1_800_000_000_000_000)
-    _boot_and_accept(device, receipt, (bytes(INTAKE.verify_key),))
+    _boot_and_accept(device, receipt)
     assert [e["type"] for e in audit_entries(device.storage)][-3:] == ["boot", "receipt", "shutdown"]
 
     # The dock takes off what the receipt covers: the segments and the audit files it holds.
