@@ -1,6 +1,7 @@
 """`bwc run`: build a board (simulator or Raspberry Pi) and run the firmware on it."""
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from importlib import resources
@@ -29,7 +30,14 @@ def check_signing_key(device_dir: str, identity: Identity) -> None:
                           f"device_public_key in {os.path.join(device_dir, 'device.json')}")
 
 
+def _log_to_stderr() -> None:
+    """Firmware log lines (a storage fault and what the device did about it) reach the
+    operator as one plain line each, not as Python's default format."""
+    logging.basicConfig(level=logging.WARNING, format="bwc run: %(message)s", stream=sys.stderr)
+
+
 def run_command(args) -> int:
+    _log_to_stderr()
     identity = load_identity(args.device)
     # Before anything reads chain state or opens storage: a second firmware on this
     # device must change nothing (hal/devicelock.py).
@@ -80,6 +88,8 @@ def _report(result, scenario: Scenario, storage: str) -> None:
     if not result.powered_at_end:
         cut_s = round((boots[-1].power_lost_us - result.start_us) / 1e6, 3)
         print(f"power was cut at {cut_s:g} s and not restored: storage is left as a pulled battery leaves it")
+    if any(getattr(fw, "storage_full", False) for fw in result.firmwares):
+        print("the card filled up: the running event was closed cleanly (stop reason storage_full)")
     for number, inst in enumerate(boots, start=1):
         if inst.failure is not None:
             which = f" (boot {number})" if len(boots) > 1 else ""
