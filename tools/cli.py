@@ -133,24 +133,38 @@ def _verify(args) -> int:
 
 def _export(args) -> int:
     from device.evidence.keys import read_custodian_secret
-    from tools.export import ExportError, export_storage
+    from tools.export import ExportError, export_events
+    from tools.exportability import EXIT_BEFORE_SET, EXIT_CUT_SHORT, EXIT_TAMPERED
     from tools.report import storage_device_key
+    from tools.staging import ExportInterrupted
     secret = read_custodian_secret(args.key)
     if not os.path.isdir(args.storage):
         raise UsageError(f"{args.storage}: not a directory")
     pinned = args.device_pub is not None
     try:
         device_key = _read_device_pub(args.device_pub) if pinned else storage_device_key(args.storage)
-        report, exported = export_storage(args.storage, secret, device_key, args.out, pinned)
+        result = export_events(args.storage, secret, device_key, args.out, pinned)
     except ExportError as exc:
         print(f"bwc export: {exc}", file=sys.stderr)
         return exc.exit_code
-    for ev in exported:
+    except ExportInterrupted as exc:
+        print(f"bwc export: interrupted ({exc}); nothing was exported", file=sys.stderr)
+        return 128 + exc.signum
+    for ev in result.exported:
         print(f"{ev.mp4_path}  ({ev.media_s:.1f} s; metadata in {os.path.basename(ev.sidecar_path)})")
-    if report.outcome == "truncated":
+    for ev in result.not_exported:
+        names = ev.segments[0].name + (f" .. {ev.segments[-1].name}" if len(ev.segments) > 1 else "")
+        print(f"not exported: event {ev.event_id[:8]} ({names}): {ev.refusal.code}: {ev.refusal.reason}")
+    print(f"{len(result.exported)} of {len(result.events)} event(s) exported; summary in {result.summary_path}")
+    if result.exit_code == EXIT_TAMPERED:
+        problems = "; ".join(f"{f}: {r}" for f, r in result.report.problems[:3])
+        print(f"warning: verification found integrity failures ({problems or 'see the summary'}); "
+              f"only intact events were exported")
+    elif result.exit_code == EXIT_CUT_SHORT or result.report.outcome == "truncated":
         print("note: some footage was cut short by power loss; see the sidecar's verification section")
-        return EXIT_TRUNCATED
-    return EXIT_OK
+    elif result.exit_code == EXIT_BEFORE_SET:
+        print("note: this storage does not hold the device's earlier history; see the summary")
+    return result.exit_code
 
 
 def _demo(args) -> int:

@@ -1,16 +1,36 @@
-"""Joins an event's decrypted fragmented-MP4 segments into one ordinary MP4 (TOOL-2)."""
+"""Joins an event's decrypted fragmented-MP4 segments into one ordinary MP4 (TOOL-2).
+
+Streaming: each segment is read once, front to back, from a file object that decrypts
+on demand (tools/plainstream.py); packets go straight to the output muxer. What stays
+in memory is the muxer's sample index (tens of bytes per packet) and its interleaving
+queue, not the footage.
+"""
 from __future__ import annotations
 
-import io
 import os
 from datetime import datetime, timezone
+from typing import Iterable, Protocol
 
 import av
 
-def remux_event(segments: list[bytes], out_path: str, creation_utc_us: int, title: str) -> dict[str, int]:
-    """`segments` are an event's decrypted fragmented MP4s in order; their timestamps
+
+class MediaSource(Protocol):
+    """A segment's decrypted media, read front to back."""
+
+    media_bytes: int  # media bytes handed out so far
+
+    def read(self, size: int) -> bytes: ...
+
+
+class RemuxError(Exception):
+    """A segment's media is not a readable MP4 (a faulty device: it verified and decrypted)."""
+
+
+def remux_event(sources: Iterable[MediaSource], out_path: str, creation_utc_us: int, title: str) -> dict[str, int]:
+    """`sources` are an event's decrypted fragmented MP4s in order; their timestamps
     are already event-relative (docs/format.md §3.4). Writes `out_path` and returns
-    packet counts per stream kind. Stream copy only: nothing is re-encoded."""
+    packet counts per stream kind; with no packet at all, `out_path` is removed.
+    Stream copy only: nothing is re-encoded. On any exception `out_path` is removed."""
     counts = {"video": 0, "audio": 0}
     output = av.open(out_path, "w", format="mp4", options={"movflags": "+faststart"})
     try:
@@ -19,22 +39,26 @@ def remux_event(segments: list[bytes], out_path: str, creation_utc_us: int, titl
         output.metadata["title"] = title
         out_streams: dict[str, av.stream.Stream] = {}
         last_dts: dict[str, int] = {}
-        for data in segments:
-            if not data:
-                continue
-            source = av.open(io.BytesIO(data), "r", format="mp4")
+        for index, source in enumerate(sources):
             try:
-                for stream in source.streams:
+                # Not seekable, so the demuxer reads in file order (plainstream.py).
+                container = av.open(source, "r", format="mp4")
+            except (av.error.EOFError, av.error.InvalidDataError):
+                if source.media_bytes == 0:
+                    continue  # cut short before its first flush: no media at all
+                raise RemuxError(f"segment {index} of the event is not a readable MP4") from None
+            try:
+                for stream in container.streams:
                     if stream.type in ("video", "audio") and stream.type not in out_streams:
                         out_streams[stream.type] = output.add_stream_from_template(stream)
                 try:
-                    for packet in source.demux():
+                    for packet in container.demux():
                         kind = packet.stream.type
                         if packet.size == 0 or kind not in out_streams:
                             continue
-                        tb = packet.time_base
                         # Keep decode times strictly increasing across segment joins.
-                        dts_us = round((packet.dts if packet.dts is not None else packet.pts) * tb * 1_000_000)
+                        dts_us = round((packet.dts if packet.dts is not None else packet.pts)
+                                       * packet.time_base * 1_000_000)
                         if dts_us <= last_dts.get(kind, -1):
                             continue
                         last_dts[kind] = dts_us
@@ -44,11 +68,28 @@ def remux_event(segments: list[bytes], out_path: str, creation_utc_us: int, titl
                 except (av.error.EOFError, av.error.InvalidDataError):
                     pass  # a segment cut short by power loss ends early; keep what it has
             finally:
-                source.close()
+                container.close()
     except BaseException:
-        output.close()
-        if os.path.exists(out_path):
-            os.unlink(out_path)
+        _close_quietly(output)
+        _remove(out_path)
         raise
+    if not any(counts.values()):
+        _close_quietly(output)  # no stream, no header: FFmpeg may refuse to close it
+        _remove(out_path)
+        return counts
     output.close()
     return counts
+
+
+def _close_quietly(output) -> None:
+    try:
+        output.close()
+    except Exception:  # noqa: BLE001 - the file is being thrown away
+        pass
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

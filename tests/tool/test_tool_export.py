@@ -1,4 +1,4 @@
-"""`bwc export`: one MP4 + one JSON sidecar per event, or nothing at all."""
+"""`bwc export`: one MP4 + one JSON sidecar per event and a summary, or nothing at all."""
 from __future__ import annotations
 
 import json
@@ -9,8 +9,12 @@ import pytest
 pytestmark = pytest.mark.tool
 
 
+SUMMARY = "export-summary.json"
+
+
 def exported(out) -> tuple[list, list]:
-    files = sorted(out.iterdir())
+    """(MP4s, sidecars) in `out`; the run's summary is not a sidecar."""
+    files = sorted(p for p in out.iterdir() if p.name != SUMMARY)
     return [p for p in files if p.suffix == ".mp4"], [p for p in files if p.suffix == ".json"]
 
 
@@ -28,7 +32,7 @@ def test_export_writes_one_mp4_and_one_sidecar_per_event(export_unpinned):
     mp4s, jsons = exported(out)
     assert len(mp4s) == 2 and len(jsons) == 2
     assert [p.stem for p in mp4s] == [p.stem for p in jsons]
-    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in mp4s + jsons), \
+    assert sorted(p.name for p in out.iterdir()) == sorted([SUMMARY] + [p.name for p in mp4s + jsons]), \
         "no staging directory or stray file may be left behind"
     for mp4 in mp4s:  # the terminal names every MP4 and its sidecar
         assert str(mp4) in r.stdout and f"{mp4.stem}.json" in r.stdout
