@@ -134,12 +134,12 @@ class SegmentWriter:
                 self._notify(self._on_failure, exc)
             except Exception as exc:  # noqa: BLE001 - a bug must not kill the writer thread
                 log.exception("segment writer failed")
-                self._storage_fault(exc)
+                self._storage_fault(exc, kind="firmware")
                 self._notify(self._on_failure, exc)
             finally:
                 self._queue.task_done()
 
-    def _storage_fault(self, exc: BaseException) -> None:
+    def _storage_fault(self, exc: BaseException, kind: str = "storage") -> None:
         """After a fault, know what reached the disk: the next segment chains to the
         last checkpoint whose write and sync both returned, a segment number once
         taken is never reused, and a signed fault entry says what was lost (§8)."""
@@ -161,7 +161,7 @@ class SegmentWriter:
             self._chain.head = {"seq": seq, "hash": durable.hash.hex(), "chunks": durable.chunk_count}
         self._chain.open_seq = None
         code = getattr(exc, "errno", None)
-        fault = {"kind": "storage", "stage": stage,
+        fault = {"kind": kind, "stage": stage,
                  "errno": errno_names.errorcode.get(code, str(code)) if code is not None else None,
                  "message": str(exc)[:200], "seq": seq,
                  "chunks": durable.chunk_count if durable is not None else None,

@@ -249,6 +249,10 @@ def _check_cut_segments(report: StorageReport, index: _Index, segs: list[Segment
         last = seg.report.last
         what = f"segment {seg.seq} after chunk {last.chunk_count}"
         rec = index.recoveries.get(seg.seq)
+        if rec is not None and "found" not in rec and rec.get("chunks") == last.chunk_count:
+            # Firmware 0.1's recovery entry (format v1): seq and chunks only.
+            report.gap(GAP_POWER_LOSS, what, _entry(rec), seg.name)
+            continue
         if rec is not None and rec.get("found") in ("cut", "closed"):
             if rec.get("found") == "cut" and rec.get("chunks") == last.chunk_count \
                     and rec.get("hash") == last.hash.hex():
@@ -310,7 +314,11 @@ def _check_audit_names(report, index, by_seq, first_seq, unauthenticated) -> Non
             else:
                 report.problem(first.name, f"event {event_id[:8]} has no activation in the audit log")
         end = index.deactivations.get(event_id)
-        if end is None and act is not None and event_id not in index.event_ends:
+        # A recovery or fault entry ends the event if it names the event, or (format v1
+        # recovery entries name no event) one of its segments.
+        ended = event_id in index.event_ends or any(s.seq in index.recoveries or s.seq in index.faults
+                                                    for s in segs)
+        if end is None and act is not None and not ended:
             last = segs[-1]
             if last.seq != max(by_seq) or _boot_after(index, last):
                 report.problem(last.name, f"event {event_id[:8]} has no stop entry, and no recovery or "
