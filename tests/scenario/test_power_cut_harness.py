@@ -46,6 +46,7 @@ KILL_WINDOW_S = 4.5
 class Kill:
     at_s: float              # after the process was started
     monotonic_us: int        # host CLOCK_MONOTONIC at the kill
+    started_us: int          # host CLOCK_MONOTONIC when the process was started
     exit_code: int | None    # None: killed; else the run ended first
 
 
@@ -55,14 +56,15 @@ def _run_and_kill(device_dir: str, scenario: str, after_s: float) -> Kill:
                              "--realtime", "--scenario", scenario],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     started = time.monotonic()
+    started_us = time.monotonic_ns() // 1000
     try:
         proc.wait(timeout=after_s)
-        return Kill(after_s, time.monotonic_ns() // 1000, proc.returncode)
+        return Kill(after_s, time.monotonic_ns() // 1000, started_us, proc.returncode)
     except subprocess.TimeoutExpired:
         os.kill(proc.pid, signal.SIGKILL)
         at_us = time.monotonic_ns() // 1000
         proc.wait(timeout=30)
-        return Kill(time.monotonic() - started, at_us, None)
+        return Kill(time.monotonic() - started, at_us, started_us, None)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -87,7 +89,10 @@ def _media_lost_us(storage: str, secret, device_key, kill: Kill, out_dir: str) -
     stopped = {e["event_id"] for e in entries if e["type"] == "deactivation"}
     open_events = [e for e in started if e not in stopped]
     recovered = {e.get("event_id") for e in entries if e["type"] in ("recovery", "fault")}
-    open_events = [e for e in open_events if e not in recovered]
+    # Only an event this run started: one a kill cut in an earlier run, and that this
+    # run was killed before it could name in a recovery entry, was measured then.
+    open_events = [e for e in open_events if e not in recovered
+                   and started[e]["monotonic_us"] >= kill.started_us]
     if not open_events:
         return None
     report, exported = export_storage(storage, secret, device_key, out_dir, True)
@@ -116,6 +121,7 @@ def _harness(tmp_path, n: int, seed: int) -> dict:
     rng = random.Random(seed)
     outcomes: Counter = Counter()
     lost_us: list[int] = []
+    worst: list[tuple[int, float, int]] = []   # (kill, seconds after start, µs lost) over the bound
     for i in range(n):
         kill = _run_and_kill(device.directory, scenario, rng.uniform(0.0, KILL_WINDOW_S))
         assert kill.exit_code in (None, 0), f"run {i} ended with {kill.exit_code}"
@@ -128,6 +134,8 @@ def _harness(tmp_path, n: int, seed: int) -> dict:
         lost = _media_lost_us(device.storage, secret, device_key, kill, str(tmp_path / f"export-{i}"))
         if lost is not None:
             lost_us.append(lost)
+            if lost > (FLUSH_S + 0.1) * 1e6:
+                worst.append((i, round(kill.at_s, 3), lost))
     # The last boot after the last kill, and one more event, recorded on the virtual clock.
     record(device, custodian, SHIFT, None)
     report = verify_storage(device.storage, device_key)
@@ -135,7 +143,7 @@ def _harness(tmp_path, n: int, seed: int) -> dict:
     assert report.problems == []
     _, exported = export_storage(device.storage, secret, device_key, str(tmp_path / "export-all"), True)
     assert {ev.event_id for ev in exported} == set(report.events()), "every intact event exports"
-    return {"kills": n, "outcomes": dict(outcomes), "lost_us": sorted(lost_us),
+    return {"kills": n, "outcomes": dict(outcomes), "lost_us": sorted(lost_us), "worst": worst,
             "recoveries": sum(1 for e in audit_entries(device.storage) if e["type"] == "recovery")}
 
 
@@ -145,7 +153,7 @@ def _check(figures: dict) -> None:
           f"{figures['recoveries']} recovery entries, media lost per kill while recording "
           f"(n={len(lost)}): min {min(lost, default=0) / 1e3:.0f} ms, "
           f"median {lost[len(lost) // 2] / 1e3 if lost else 0:.0f} ms, max {max(lost, default=0) / 1e3:.0f} ms")
-    assert all(x <= (FLUSH_S + 0.1) * 1e6 for x in lost), lost
+    assert not figures["worst"], f"kills that lost more than a flush interval + 100 ms: {figures['worst']}"
 
 
 def test_power_cut_harness(tmp_path):
