@@ -41,6 +41,9 @@ class ChainState:
     # first entry of a device (or a device first run by firmware 0.1).
     audit: dict | None = None
     pending_faults: list[dict] = field(default_factory=list)  # fault entries not yet logged
+    # What boot found after an unclean stop, kept until its recovery entry is on the card:
+    # a power cut during that boot must not lose it.
+    pending_recovery: dict | None = None
 
     @classmethod
     def load(cls, keystore: KeyStore) -> "ChainState":
@@ -74,6 +77,7 @@ class ChainState:
                 and (self.open_seq is None or is_int(self.open_seq)) and isinstance(self.running, bool)
                 and (self.open_event is None or isinstance(self.open_event, str))
                 and isinstance(self.pending_faults, list)
+                and (self.pending_recovery is None or isinstance(self.pending_recovery, dict))
                 and all(isinstance(f, dict) for f in self.pending_faults))
 
     def save(self, keystore: KeyStore) -> None:
@@ -96,7 +100,20 @@ class Recovery:
 
 def recover(state: ChainState, storage: Storage, device_key: VerifyKey) -> Recovery | None:
     """Bring `state` up to date with what storage really holds after a crash;
-    None after a clean shutdown."""
+    None after a clean shutdown. The result is also kept in `state.pending_recovery`
+    until the caller has logged it."""
+    if state.pending_recovery is not None:
+        # The boot that found it lost power before logging it; nothing was recorded since.
+        try:
+            return Recovery(**state.pending_recovery)
+        except TypeError:
+            state.pending_recovery = None
+    recovery = _recover(state, storage, device_key)
+    state.pending_recovery = None if recovery is None else recovery.fields()
+    return recovery
+
+
+def _recover(state: ChainState, storage: Storage, device_key: VerifyKey) -> Recovery | None:
     unclean = state.running
     newest = max((s for s in map(seq_from_file_name, storage.names()) if s is not None), default=0)
     if newest >= state.next_seq:

@@ -87,6 +87,7 @@ class Firmware:
                 # A power cut, and a card that cannot show the newest line: say so.
                 unconfirmed = {} if audit.unconfirmed is None else {"unconfirmed_entry": audit.unconfirmed}
                 audit.append("recovery", now_us, utc_us, **recovery.fields(), **unconfirmed)
+                self.chain.pending_recovery = None
             self.writer.log_pending_faults()
             audit.append("boot", now_us, utc_us, firmware=FIRMWARE_VERSION,
                          pre_event_s=self.policy.pre_event_s, segment_s=self.policy.segment_s)

@@ -227,3 +227,33 @@ def test_sequence_and_audit_numbers_continue_across_boots_and_cards(device, tmp_
     second = audit_entries(dev.storage)
     assert second[0]["n"] == first[-1]["n"] + 1
     assert _segments(dev.storage)[0] > _segments(str(tmp_path / "away"))[-1]
+
+
+def test_a_power_cut_during_the_boot_after_a_power_cut_keeps_the_recovery(device):
+    """Found by the N=200 power-cut harness: boot reconciled the chain state, persisted it,
+    and was killed before its recovery entry reached the card; the next boot then knew
+    nothing of the cut segment, and honest footage read as tampered."""
+    from simulator.simfs import SimFS
+
+    dev, custodian = device
+    simfs = SimFS(seed=3)
+    cut = scenario_toml(4, [{"t_s": 0.5, "do": "button.double_press"}, {"t_s": 2.6, "do": "power.cut"}],
+                        pre_event_s=1, segment_s=30)
+
+    def run(text: str) -> None:
+        scenario = parse_scenario(text, "<boot cut>")
+        policy = scenario.apply_policy(load_policy(os.path.join(dev.directory, "policy.toml")))
+        run_scenario(scenario, load_identity(dev.directory), policy, dev.directory, dev.storage, simfs=simfs)
+
+    run(cut)                                          # cut mid-event
+    simfs.power_restore()
+    # The next boot saves what it found (key-store rename 1), then dies inside the
+    # write-ahead save of its recovery line (rename 2), before the card has anything.
+    simfs.arm_power_cut(op="rename", nth=2, under=os.path.join(dev.directory, "state"))
+    run(scenario_toml(1, []))
+    simfs.power_restore()
+    run(ONE_EVENT)                                    # and the one after it records
+    recovery = [e for e in audit_entries(dev.storage) if e["type"] == "recovery"]
+    assert recovery and recovery[0]["found"] == "cut", recovery
+    report = _verify(dev.storage, dev)
+    assert report.outcome == "truncated", report.to_json()
