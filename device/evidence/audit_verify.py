@@ -203,6 +203,19 @@ def card_change_covers(change: dict, key: str, held: int | None, resumes: int) -
 _card_change_covers = card_change_covers
 
 
+def _file_order(name: str) -> int:
+    from device.evidence.audit_lines import audit_file_number
+    number = audit_file_number(name)
+    return -1 if number is None else number
+
+
+def _last_before(ordered: list[FileRun], run: FileRun) -> int | None:
+    """The last entry of the nearest earlier file that has one (a file that holds only
+    a torn tail continues the one before it)."""
+    before = [r for r in ordered if _file_order(r.name) < _file_order(run.name) and r.lines]
+    return max(before[-1].lines) if before else None
+
+
 def _tail_is_whole(run: FileRun) -> bool:
     return bool(run.lines) and run.lines[max(run.lines)] == run.tail
 
@@ -214,10 +227,11 @@ def _torn_only(runs: list[FileRun], report: AuditReport) -> None:
 
 
 def _explain_torn_tails(runs, lines, entries, report: AuditReport) -> None:
+    ordered = sorted((r for r in runs if not r.problem), key=lambda r: _file_order(r.name))
     for run in runs:
         if run.problem or not run.tail:
             continue
-        after = max(run.lines) if run.lines else None
+        after = max(run.lines) if run.lines else _last_before(ordered, run)
         nxt = (after + 1) if after is not None else None
         if _tail_is_whole(run):
             # Only the newline is missing. Written again in another file after a fault?
@@ -228,10 +242,13 @@ def _explain_torn_tails(runs, lines, entries, report: AuditReport) -> None:
             report.torn_lines += 1
             continue
         if nxt is None:
-            if any(line.startswith(run.tail) for line in lines.values()):
+            # No entry at all before it: only the device's very first line can be torn here.
+            if 0 in lines and lines[0].startswith(run.tail):
                 report.torn_lines += 1
-                continue
-            report.cut_short.append((run.name, "holds only part of an entry: cut short by power loss"))
+            elif not lines:
+                report.cut_short.append((run.name, "holds only part of an entry: cut short by power loss"))
+            else:
+                report.problems.append((run.name, "holds part of an entry that no other file explains"))
             continue
         if nxt > report.last_n:
             report.cut_short.append((run.name, f"ends in part of entry {nxt}: cut short by power loss"))

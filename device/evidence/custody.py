@@ -109,6 +109,7 @@ def check_custody(report: StorageReport, unauthenticated: set[int], device_key_h
     _check_audit_covers_segments(report, segs)
     _check_audit_names(report, index, by_seq, first_seq, unauthenticated)
     _check_audit_start(report, index)
+    _check_stray_files(report, index, segs, unauthenticated - explained)
     for what, why in audit.elsewhere:
         report.gap(GAP_BEFORE_SET, what, why)
 
@@ -187,11 +188,13 @@ def _explain_numbers(report, index, low: int, q: Segment, unauthenticated, expla
             explained.add(seq)
             kind = GAP_POWER_LOSS if why["type"] == "recovery" else GAP_STORAGE_FAULT
             report.gap(kind, f"segment {seq} (nothing recorded)", _entry(why))
-        elif seq in unauthenticated:
-            explained.add(seq)
+        elif seq in unauthenticated and q.header["version"] == 1:
+            explained.add(seq)      # firmware 0.1 named no such file in its log
             report.gap(GAP_POWER_LOSS, f"segment {seq} (cut before its header was signed)")
         else:
-            report.problem(q.name, f"segment {seq} is missing (deleted)")
+            report.problem(q.name, f"segment {seq} is missing (deleted)" if seq not in unauthenticated else
+                           f"segment {seq} holds nothing authenticated and no entry explains it")
+            explained.add(seq)
 
 
 _EVENT_CONSTANTS = ("device_id", "event_origin_utc_us", "event_origin_monotonic_us")
@@ -212,6 +215,25 @@ def _check_identity(report: StorageReport) -> None:
         for seg in segs[1:]:
             if any(seg.header[k] != first[k] for k in _EVENT_CONSTANTS):
                 report.problem(seg.name, f"event {event_id[:8]}: device or origin differs from its first segment")
+
+
+def _check_stray_files(report, index, segs, stray: set[int]) -> None:
+    """Files with nothing authenticated outside the chain (§6.2): a segment whose
+    header never became durable. Named by an entry, or the device's next number with
+    no boot since; anything else is an unexplained file."""
+    newest = segs[-1] if segs else None
+    for seq in sorted(stray):
+        name = f"seg-{seq:010d}.bwc"
+        why = _absent_explained(index, seq)
+        if why is not None:
+            kind = GAP_POWER_LOSS if why["type"] == "recovery" else GAP_STORAGE_FAULT
+            report.gap(kind, f"segment {seq} (nothing recorded)", _entry(why))
+        elif (newest is None or seq == newest.seq + 1) and (newest is None or not _boot_after(index, newest)) \
+                and seq == max(stray):
+            report.gap(GAP_POWER_LOSS, f"segment {seq} (cut before its header was signed)",
+                       "the set ends here; no later boot", name)
+        else:
+            report.problem(name, "holds nothing authenticated, and no entry explains it")
 
 
 def _check_events(report: StorageReport, index: _Index) -> None:

@@ -351,6 +351,8 @@ def test_segment_cut_before_its_header_was_signed_is_power_loss(tmp_path):
     c = Card(tmp_path / "card")
     c.event(segments=1)
     torn = c.torn_segment_file(keep_bytes=200)   # seq 2: nothing authenticated
+    # The next boot names it, as the firmware does (its number was taken write-ahead).
+    c._log("recovery", seq=torn, found="unauthenticated", chunks=None, hash=None, event_id=None)
     c.event(segments=1)                          # seq 3: prev names seq 1
     c.close()
     report = c.verify()
@@ -358,11 +360,36 @@ def test_segment_cut_before_its_header_was_signed_is_power_loss(tmp_path):
     assert report.problems == []
     assert report.files[name(torn)] == TRUNCATED
     assert [s.seq for s in report.segments] == [1, 3]
-    # Deleting that empty-looking file is noticed: the gap in sequence numbers remains.
+    # The file held nothing authenticated, and the recovery entry explains its number.
     os.remove(c.path(torn))
+    assert c.verify().outcome == TRUNCATED
+
+
+def test_a_file_with_nothing_authenticated_needs_an_entry_to_explain_it(tmp_path):
+    c = Card(tmp_path / "card")
+    c.event(segments=1)
+    torn = c.torn_segment_file(keep_bytes=200)   # no boot named it
+    c.event(segments=1)
+    c.close()
     report = c.verify()
     assert report.outcome == INTEGRITY_FAILURE
-    assert any(file == name(3) and "segment 2 is missing" in reason for file, reason in report.problems)
+    assert any(file == name(3) and f"segment {torn} holds nothing authenticated" in reason
+               for file, reason in report.problems)
+    os.remove(c.path(torn))
+    report = c.verify()
+    assert any(file == name(3) and f"segment {torn} is missing" in reason for file, reason in report.problems)
+
+
+def test_stray_empty_segment_files_are_tampering(card):
+    for seq in (9, 9_999_999_999):
+        path = card.path(seq)
+        with open(path, "wb") as f:
+            f.write(b"\x89OBWC\r\n\x1a\x00\x02")
+        assert card.verify().outcome == INTEGRITY_FAILURE, seq
+        os.remove(path)
+    with open(card.path(5), "wb") as f:      # the next number, and no boot since: a cut create
+        f.write(b"\x89OBWC")
+    assert card.verify().outcome == TRUNCATED
 
 
 def test_torn_audit_log_is_truncated(card):
