@@ -179,7 +179,7 @@ def _explain_hole(low: int, high: int, after: dict, report: AuditReport) -> None
     """Entries low..high are absent; the entry after them may say why (§6.3)."""
     what = f"audit entry {low}" if low == high else f"audit entries {low}–{high}"
     change = after.get("card_change")
-    if isinstance(change, dict) and _card_change_covers(change, "audit_n", low - 1, high):
+    if isinstance(change, dict) and card_change_covers(change, "audit_n", low - 1, high):
         report.elsewhere.append((what, f"on another card (audit entry {high + 1})"))
         return
     named = after.get("unconfirmed_entry") if after["type"] == "recovery" else None
@@ -199,8 +199,6 @@ def card_change_covers(change: dict, key: str, held: int | None, resumes: int) -
     return (isinstance(found, dict) and isinstance(after, dict) and found.get(key) == held
             and after.get(key) == resumes)
 
-
-_card_change_covers = card_change_covers
 
 
 def _file_order(name: str) -> int:

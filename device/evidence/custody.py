@@ -100,14 +100,13 @@ def check_custody(report: StorageReport, unauthenticated: set[int], device_key_h
     if segs and audit.first_n is None and not report.problems:
         report.problem(AUDIT, "the audit log is missing or empty while segments remain")
     by_seq = {s.seq: s for s in segs}
-    first_seq = segs[0].seq if segs else None
     explained: set[int] = set()   # absent or unauthenticated numbers that an entry explains
     _check_chain_start(report, index, segs)
     _check_chain(report, index, segs, unauthenticated, explained)
     _check_events(report, index)
     _check_cut_segments(report, index, segs)
     _check_audit_covers_segments(report, segs)
-    _check_audit_names(report, index, by_seq, first_seq, unauthenticated)
+    _check_audit_names(report, index, by_seq)
     _check_audit_start(report, index)
     _check_stray_files(report, index, segs, unauthenticated - explained)
     for what, why in audit.elsewhere:
@@ -316,13 +315,13 @@ def _covered_by_audit(report: StorageReport, seg: Segment) -> bool:
     return first_n is not None and (not isinstance(opened, int) or first_n <= opened)
 
 
-def _before_set(first_seq: int | None, seq: object, index: _Index) -> bool:
+def _receipt_covers(seq: object, index: _Index) -> bool:
     """A segment the audit log names may be absent only if a receipt covers it: an
     entry in the set vouches that the segment existed (repro 4 of issue 5)."""
     return isinstance(seq, int) and index.receipt_segments is not None and seq <= index.receipt_segments[0]
 
 
-def _check_audit_names(report, index, by_seq, first_seq, unauthenticated) -> None:
+def _check_audit_names(report, index, by_seq) -> None:
     events = report.events()
     for event_id, segs in events.items():
         first = segs[0]
@@ -353,7 +352,7 @@ def _check_audit_names(report, index, by_seq, first_seq, unauthenticated) -> Non
         seq_name = {"activation": "first_seq", "deactivation": "last_seq"}.get(kind)
         if seq_name is not None:
             seq = entry.get(seq_name)
-            if _before_set(first_seq, seq, index):
+            if _receipt_covers(seq, index):
                 continue
             seg = by_seq.get(seq)
             if seg is None or seg.header["event_id"] != entry.get("event_id"):
@@ -367,7 +366,7 @@ def _check_audit_names(report, index, by_seq, first_seq, unauthenticated) -> Non
         elif kind in ("recovery", "fault") and isinstance(entry.get("seq"), int) \
                 and entry.get("chunks") is not None:
             seq = entry["seq"]
-            if not _before_set(first_seq, seq, index) and seq not in by_seq:
+            if not _receipt_covers(seq, index) and seq not in by_seq:
                 report.problem(report.audit.file_of(entry["n"]),
                                f"{_entry(entry)} names segment {seq} with {entry.get('chunks')} "
                                f"chunks, which is missing (deleted)")

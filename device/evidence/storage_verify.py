@@ -8,7 +8,7 @@ import os
 from nacl.signing import VerifyKey
 
 from device.evidence.audit_lines import LEGACY_AUDIT_FILE, audit_file_number
-from device.evidence.audit_verify import merge_audit, read_audit_file, read_legacy_file
+from device.evidence.audit_verify import FileRun, merge_audit, read_audit_file, read_legacy_file
 from device.evidence.custody import check_custody
 from device.evidence.format import seq_from_file_name
 from device.evidence.segment_reader import verify_segment_file
@@ -68,7 +68,6 @@ def verify_storage(directory: str, device_key: VerifyKey) -> StorageReport:
 
 
 def _read_audit(name: str, path: str, device_key: VerifyKey):
-    from device.evidence.audit_verify import FileRun
     if os.path.getsize(path) > AUDIT_FILE_MAX_BYTES:
         return FileRun(name, problem=f"{os.path.getsize(path)} bytes: far larger than any audit file")
     with open(path, "rb") as f:

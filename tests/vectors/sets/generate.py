@@ -37,7 +37,7 @@ from device.config import load_identity, load_policy  # noqa: E402
 from device.evidence.audit_lines import audit_file_name, line_hash, sign_line  # noqa: E402
 from device.evidence.keys import INTAKE_PUBLIC, write_public  # noqa: E402
 from device.evidence.receipt import make_receipt  # noqa: E402
-from device.evidence.segment_reader import read_header_unverified, verify_segment  # noqa: E402
+from device.evidence.segment_reader import read_header_unverified  # noqa: E402
 from device.firmware import Firmware  # noqa: E402
 from simulator.board import build_sim_board  # noqa: E402
 from simulator.clock import VirtualClock  # noqa: E402
@@ -132,7 +132,6 @@ def _emit(out: Path, name: str, storage: Path, pub: str, outcome: str, gaps: lis
 
 def _newest_heads(storage: Path) -> tuple[dict, dict]:
     seg = _files(storage, "seg-")[-1]
-    report = verify_segment(seg.read_bytes(), None) if False else None  # noqa: F841 - no verifier here
     data = seg.read_bytes()
     header = read_header_unverified(data)
     from device.evidence.format import CHECKPOINT_RECORD_BYTES, parse_checkpoint
