@@ -16,8 +16,14 @@ from device.evidence.keys import CUSTODIAN_PUBLIC, DEVICE_PUBLIC, INTAKE_PUBLIC,
 from device.gestures import DEFAULT_MAX_PRESS_US
 from hal.inputs import RECORD_BUTTON
 
-FIRMWARE_VERSION = "0.2.0"
+FIRMWARE_VERSION = "0.3.0"
+# An earlier wall clock than this cannot be right: the clock is unset (FLT-4).
+FIRMWARE_BUILD_UTC_US = 1_764_547_200_000_000   # 2025-12-01T00:00:00Z
 TRIGGER_POLICIES = ("start", "start_stop")
+ANNOUNCE_MODES = ("on_start", "deferred", "suppressed")
+# BCP 47-ish: a primary language and an optional region or script ("en", "es-MX", "zh-Hant").
+LANGUAGE_TAG = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?")
+MAX_LANGUAGES, MAX_STOP_REASONS = 8, 8
 # Trigger names end up in audit entries and sidecars ("trigger:NAME") and on the terminal:
 # plain words only (the rule scenario steps follow too), never the record button's input name.
 TRIGGER_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
@@ -51,6 +57,26 @@ class Policy:
     double_press_window_ms: int = 500
     hold_stop_s: float = 3.0
     triggers: dict = field(default_factory=dict)  # ACT-2: input name -> "start" | "start_stop"
+    # ANN-1..3 (docs/announce.md): when the announced-recording cue plays, and in what languages.
+    announce: str = "on_start"           # "on_start" | "deferred" | "suppressed"
+    announce_languages: list = field(default_factory=lambda: ["en", "es"])
+    announce_defer_s: float = 10.0       # "deferred": the cue plays this long after the start
+    announce_suppress_reason: str = ""   # required with "suppressed"; logged with every event
+    # IND-3: a reminder pattern while recording; 0 turns it off.
+    reminder_interval_s: float = 120.0
+    # ACT-5 (docs/indicators.md): a hold asks for confirmation by short presses, whose
+    # count picks the stop reason when stop_reasons is set (ACT-4).
+    stop_confirm: bool = False
+    stop_confirm_s: float = 5.0
+    stop_reasons: list = field(default_factory=list)
+    # FLT-1: no frame for this long is a lost camera; reopen attempts back off to the max.
+    camera_timeout_s: float = 0.5
+    camera_retry_max_s: float = 8.0
+    # FLT-3: warn at this many minutes of recording left; close and shut down at the level.
+    battery_warn_min: float = 10.0
+    battery_critical_pct: float = 3.0
+    # FLT-2: warn when the card holds less than this many minutes of recording.
+    storage_warn_min: float = 30.0
 
     def check(self) -> None:
         for f in fields(self):
@@ -85,6 +111,57 @@ class Policy:
                 raise ConfigError(problem, name if isinstance(name, str) else None)
             if mode not in TRIGGER_POLICIES:
                 raise ConfigError(f"triggers.{name} must be one of {TRIGGER_POLICIES}, got {shown(mode)}", name)
+
+        self._check_activity_policy()
+
+    def _check_activity_policy(self) -> None:
+        if self.announce not in ANNOUNCE_MODES:
+            raise ConfigError(f"announce must be one of {ANNOUNCE_MODES}, got {shown(self.announce)}", "announce")
+        languages = self.announce_languages
+        if not all(isinstance(x, str) and LANGUAGE_TAG.fullmatch(x) for x in languages):
+            raise ConfigError("announce_languages must list language tags such as \"en\" or \"es-MX\"",
+                              "announce_languages")
+        if len(set(languages)) != len(languages) or len(languages) > MAX_LANGUAGES:
+            raise ConfigError(f"announce_languages must name 1..{MAX_LANGUAGES} different languages",
+                              "announce_languages")
+        if not languages and self.announce != "suppressed":
+            raise ConfigError("announce_languages is empty; use announce = \"suppressed\" with a reason",
+                              "announce_languages")
+        if not 0 <= self.announce_defer_s <= 600:
+            raise ConfigError(f"announce_defer_s must be 0..600 seconds, got {self.announce_defer_s}",
+                              "announce_defer_s")
+        reason = self.announce_suppress_reason
+        if self.announce == "suppressed" and not (reason.strip() and reason.isprintable() and len(reason) <= 200):
+            raise ConfigError("announce = \"suppressed\" needs announce_suppress_reason: 1..200 printable "
+                              "characters, logged with every event", "announce_suppress_reason")
+        if self.reminder_interval_s != 0 and not 10 <= self.reminder_interval_s <= 3600:
+            raise ConfigError(f"reminder_interval_s must be 0 (off) or 10..3600 seconds, got "
+                              f"{self.reminder_interval_s}", "reminder_interval_s")
+        if not 1 <= self.stop_confirm_s <= 30:
+            raise ConfigError(f"stop_confirm_s must be 1..30 seconds, got {self.stop_confirm_s}", "stop_confirm_s")
+        reasons = self.stop_reasons
+        if not all(isinstance(x, str) and TRIGGER_NAME.fullmatch(x) for x in reasons) \
+                or len(set(reasons)) != len(reasons) or len(reasons) > MAX_STOP_REASONS:
+            raise ConfigError(f"stop_reasons must list up to {MAX_STOP_REASONS} different plain words "
+                              "(lowercase letters, digits, '_')", "stop_reasons")
+        if reasons and not self.stop_confirm:
+            raise ConfigError("stop_reasons needs stop_confirm = true: the presses that confirm a stop "
+                              "pick its reason", "stop_reasons")
+        if not 0.2 <= self.camera_timeout_s <= 0.9:
+            raise ConfigError(f"camera_timeout_s must be 0.2..0.9 seconds (FLT-1: lost within 1 s), got "
+                              f"{self.camera_timeout_s}", "camera_timeout_s")
+        if not 1 <= self.camera_retry_max_s <= 60:
+            raise ConfigError(f"camera_retry_max_s must be 1..60 seconds, got {self.camera_retry_max_s}",
+                              "camera_retry_max_s")
+        if not 5 <= self.battery_warn_min <= 120:
+            raise ConfigError(f"battery_warn_min must be 5..120 minutes (FLT-3), got {self.battery_warn_min}",
+                              "battery_warn_min")
+        if not 0 <= self.battery_critical_pct <= 20:
+            raise ConfigError(f"battery_critical_pct must be 0..20 %, got {self.battery_critical_pct}",
+                              "battery_critical_pct")
+        if not 1 <= self.storage_warn_min <= 600:
+            raise ConfigError(f"storage_warn_min must be 1..600 minutes, got {self.storage_warn_min}",
+                              "storage_warn_min")
 
     def buffer_max_bytes(self, bitrate_bps: int, keyframe_interval_s: float) -> int:
         if self.buffer_max_mib:
@@ -132,7 +209,8 @@ def parse_toml(text: str, source: str) -> dict:
         raise ConfigError(f"{source}: arrays or tables nested too deeply") from None
 
 
-_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", dict: "a table"}
+_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", dict: "a table",
+               list: "an array"}
 
 
 def type_name(default: object) -> str:

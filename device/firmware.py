@@ -9,6 +9,7 @@ import threading
 from nacl.signing import SigningKey
 
 from device import gestures
+from device.announce import Announcer
 from device.chainstate import ChainState, recover
 from device.config import FIRMWARE_VERSION, Identity, Policy
 from device.evidence.audit import AuditLog
@@ -30,8 +31,10 @@ _BUTTON_EVENTS = {
 
 
 class Firmware:
-    def __init__(self, board: Board, identity: Identity, policy: Policy) -> None:
+    def __init__(self, board: Board, identity: Identity, policy: Policy, assets: object = None) -> None:
+        """`assets`: the announcement assets (device/announce.py); None: the shipped ones."""
         self.board, self.identity, self.policy = board, identity, policy
+        self._assets = assets
         self._signing_key = SigningKey(board.keystore.signing_seed())
         if bytes(self._signing_key.verify_key) != identity.device_public_key:
             raise ValueError("the key store's signing key does not match device.json")
@@ -61,7 +64,8 @@ class Firmware:
                                     self.chain, audit, video, board.microphone.audio_format, self.policy,
                                     on_committed=self._on_committed, on_failure=self._on_writer_failure,
                                     on_storage_full=self._on_storage_full)
-        self.recorder = Recorder(clock, self.policy, buffer, self.writer, board.indicators)
+        announcer = Announcer(clock, board.speaker, self.writer.put, self.policy, self._assets)
+        self.recorder = Recorder(clock, self.policy, buffer, self.writer, board.indicators, announcer=announcer)
         self._log_boot(audit, recovery, now_us, utc_us)
         self.writer.start()
         for name in board.inputs.names:
@@ -153,6 +157,9 @@ class Firmware:
     def _dispatch(self, name: str, gesture_events: list) -> None:
         for gesture in gesture_events:
             if name == RECORD_BUTTON:
+                if gesture == gestures.DOUBLE_PRESS and self.recorder.state is State.RECORDING:
+                    self.recorder.replay_announcement("button")   # ANN-4: say it again
+                    continue
                 self.recorder.handle(_BUTTON_EVENTS[gesture], "button", self._decoders[name].last_press_us)
             elif gesture == gestures.ON:
                 self.recorder.handle(Event.TRIGGER_START, f"trigger:{name}")

@@ -10,6 +10,7 @@ import threading
 import uuid
 from typing import Callable
 
+from device.announce import Announcer
 from device.config import Policy
 from device.ringbuffer import PreEventBuffer
 from device.states import INITIAL_STATE, Action, Event, State, step
@@ -27,13 +28,18 @@ STORAGE_FAULT_TONE_HZ = 400
 
 class Recorder:
     def __init__(self, clock: Clock, policy: Policy, buffer: PreEventBuffer, writer: SegmentWriter,
-                 indicators: Indicators, new_event_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
+                 indicators: Indicators, new_event_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+                 announcer: Announcer | None = None) -> None:
         self._clock, self._policy, self._buffer = clock, policy, buffer
+        self._announcer = announcer
         self._writer, self._indicators, self._new_event_id = writer, indicators, new_event_id
         self._lock = threading.Lock()
         self._state = INITIAL_STATE
         self._event_id: str | None = None
         self.events_started = 0
+        # Called as (old, new, monotonic_us) on every state change, with the lock held:
+        # a simulator's trace (what a person standing there could tell) listens here.
+        self.state_listeners: list[Callable[[State, State, int], None]] = []
 
     @property
     def state(self) -> State:
@@ -61,7 +67,11 @@ class Recorder:
             clock_us = self._clock.monotonic_us()
             now_us = clock_us if at_us is None else min(at_us, clock_us)
             utc_us = self._clock.wall_time_us() - (clock_us - now_us)
+            old = self._state
             self._state, action = step(self._state, event)
+            if self._state is not old:
+                for listener in self.state_listeners:
+                    listener(old, self._state, clock_us)
             if action is Action.START_EVENT:
                 self._start(source, now_us, utc_us)
             elif action is Action.MARKER:
@@ -72,6 +82,8 @@ class Recorder:
             elif action in (Action.STOP_EVENT, Action.STOP_EVENT_AND_SHUTDOWN):
                 self._writer.put(EventStop(source, now_us, utc_us))
                 self._event_id = None
+                if self._announcer is not None:
+                    self._announcer.event_stopped()
                 self._indicators.set_led(LED_RECORD, False)
                 if event is Event.STORAGE_FAILED:
                     # Not the stop signal: the wearer must know recording ended by itself.
@@ -100,6 +112,14 @@ class Recorder:
                                     self._policy.pre_event_s, packets))
         self._indicators.vibrate(200)
         self._indicators.beep(2000, 150)
+        if self._announcer is not None:
+            self._announcer.event_started(self._event_id, now_us, utc_us)
+
+    def replay_announcement(self, source: str) -> None:
+        """ANN-4: the wearer asks for the notice again; only while recording."""
+        with self._lock:
+            if self._state is State.RECORDING and self._announcer is not None:
+                self._announcer.replay(self._event_id, self._clock.monotonic_us(), self._clock.wall_time_us())
 
     def on_committed(self, media_monotonic_us: int) -> None:
         """Writer thread: media up to this time is durable; the red LED tells the truth."""

@@ -14,6 +14,11 @@ class Timer(Protocol):
 
 
 class Clock(ABC):
+    # True for a clock that jumps from callback to callback (the simulator's): work handed
+    # to another thread does not advance with it, so a watchdog must let that work catch
+    # up before judging how long it took (device/monitor.py).
+    virtual = False
+
     @abstractmethod
     def monotonic_us(self) -> int:
         """Monotonic time in µs; never jumps, origin arbitrary."""

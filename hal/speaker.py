@@ -8,8 +8,9 @@ import numpy as np
 
 class Speaker(ABC):
     @abstractmethod
-    def play(self, samples: np.ndarray, sample_rate_hz: int) -> None:
-        """Queue mono int16 samples for playback and return at once."""
+    def play(self, samples: np.ndarray, sample_rate_hz: int, tag: str | None = None) -> None:
+        """Queue mono int16 samples for playback and return at once. `tag` names what
+        is played (an announcement asset's SHA-256), for a simulator's trace."""
 
     @abstractmethod
     def is_playing(self) -> bool: ...

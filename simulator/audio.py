@@ -99,9 +99,10 @@ class SimSpeaker(Speaker):
         self._clock = clock
         self._air = air
         self._end_index = 0
-        self.history: list[tuple[int, int]] = []  # (start_us, sample count at the air's rate)
+        # (start_us, sample count at the air's rate, tag)
+        self.history: list[tuple[int, int, str | None]] = []
 
-    def play(self, samples: np.ndarray, sample_rate_hz: int) -> None:
+    def play(self, samples: np.ndarray, sample_rate_hz: int, tag: str | None = None) -> None:
         samples = np.asarray(samples)
         if samples.dtype != np.int16 or samples.ndim != 1:
             raise TypeError(f"speaker plays 1-D int16 mono samples, got {samples.dtype} with shape {samples.shape}")
@@ -117,7 +118,7 @@ class SimSpeaker(Speaker):
         start_index = max(self._air.sample_index(self._clock.monotonic_us()), self._end_index)
         self._air.emit(start_index, sound * self._air.speaker_gain)
         self._end_index = start_index + len(sound)
-        self.history.append((self._air.time_us(start_index), len(sound)))
+        self.history.append((self._air.time_us(start_index), len(sound), tag))
 
     def is_playing(self) -> bool:
         return self._air.sample_index(self._clock.monotonic_us()) < self._end_index

@@ -21,6 +21,8 @@ DEFAULT_START_WALL_US = 1_767_225_600 * 1_000_000
 
 
 class VirtualClock(Clock):
+    virtual = True   # hal/clock.py: time does not wait for other threads
+
     def __init__(
         self,
         start_monotonic_us: int = DEFAULT_START_MONOTONIC_US,

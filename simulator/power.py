@@ -25,6 +25,10 @@ class PowerDomain(Clock):
         self._on = True
 
     @property
+    def virtual(self) -> bool:
+        return self._clock.virtual
+
+    @property
     def on(self) -> bool:
         return self._on
 

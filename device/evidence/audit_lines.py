@@ -10,7 +10,10 @@ from nacl.signing import SigningKey, VerifyKey
 AUDIT_DOMAIN = b"OBWC-v1-audit\x00"
 GENESIS = "0" * 64
 # The closed list of entry types (docs/format.md §5.2); a verifier rejects any other.
-ENTRY_TYPES = ("boot", "activation", "deactivation", "marker", "recovery", "shutdown", "fault", "receipt")
+ENTRY_TYPES = ("boot", "activation", "deactivation", "marker", "recovery", "shutdown", "fault", "receipt",
+               # firmware 0.3 (docs/format.md §5.2): what the wearer and the people recorded were told,
+               # and what the camera noticed about its own parts and clock.
+               "announcement", "stop_request", "media_gap", "time_sync", "alert", "watchdog")
 LEGACY_AUDIT_FILE = "audit.log"        # firmware 0.1 (format v1): one file per card
 _PREFIX, _SUFFIX = "audit-", ".log"
 SIGNATURE_HEX_CHARS = 128

@@ -247,7 +247,7 @@ class PiSpeaker(Speaker):
         # Started by the first play(), so a board that fails to build leaves no thread behind.
         self._worker: threading.Thread | None = None
 
-    def play(self, samples: np.ndarray, sample_rate_hz: int) -> None:
+    def play(self, samples: np.ndarray, sample_rate_hz: int, tag: str | None = None) -> None:
         if samples.dtype != np.int16 or samples.ndim != 1:
             raise ValueError(f"expected 1-D int16 samples, got {samples.dtype} with shape {samples.shape}")
         if sample_rate_hz <= 0:

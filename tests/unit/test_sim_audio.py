@@ -127,14 +127,14 @@ def test_speaker_is_playing_until_its_samples_run_out_and_queues():
     assert speaker.is_playing()
     clock.wait_until(start + 200_000)
     assert not speaker.is_playing()
-    assert [t for t, _ in speaker.history] == [start, start + 100_000]
+    assert [t for t, _, _ in speaker.history] == [start, start + 100_000]
 
 
 def test_speaker_resamples_other_rates():
     clock, air, _, speaker = rig()
     start = clock.monotonic_us()
     speaker.play(tone(500.0, 1.0, sample_rate_hz=16_000), 16_000)
-    assert speaker.history == [(start, SR)]
+    assert speaker.history == [(start, SR, None)]
     clock.wait_until(start + 999_000)
     assert speaker.is_playing()
     clock.wait_until(start + 1_000_000)
