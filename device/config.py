@@ -133,7 +133,8 @@ class Policy:
         reason = self.announce_suppress_reason
         if self.announce == "suppressed" and not (reason.strip() and reason.isprintable() and len(reason) <= 200):
             raise ConfigError("announce = \"suppressed\" needs announce_suppress_reason: 1..200 printable "
-                              "characters, logged with every event", "announce_suppress_reason")
+                              "characters, logged with every event",
+                              "announce_suppress_reason" if reason else "announce")
         if self.reminder_interval_s != 0 and not 10 <= self.reminder_interval_s <= 3600:
             raise ConfigError(f"reminder_interval_s must be 0 (off) or 10..3600 seconds, got "
                               f"{self.reminder_interval_s}", "reminder_interval_s")

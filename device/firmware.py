@@ -12,6 +12,8 @@ from device import gestures
 from device.announce import Announcer
 from device.chainstate import ChainState, recover
 from device.config import FIRMWARE_VERSION, Identity, Policy
+from device.controls import Controls
+from device.monitor import Monitor
 from device.evidence.audit import AuditLog
 from device.evidence.receipt import check_receipt
 from device.recorder import Recorder
@@ -22,13 +24,6 @@ from hal.board import Board
 from hal.clock import Timer
 from hal.indicators import LED_RECORD, LED_STATUS
 from hal.inputs import RECORD_BUTTON
-
-_BUTTON_EVENTS = {
-    gestures.DOUBLE_PRESS: Event.START_BUTTON,
-    gestures.PRESS: Event.MARKER_BUTTON,
-    gestures.HOLD: Event.STOP_BUTTON,
-}
-
 
 class Firmware:
     def __init__(self, board: Board, identity: Identity, policy: Policy, assets: object = None) -> None:
@@ -46,6 +41,10 @@ class Firmware:
         self.writer: SegmentWriter | None = None
         self.failure: BaseException | None = None
         self.storage_full = False
+        self.monitor: Monitor | None = None
+        self.controls: Controls | None = None
+        self.shutdown_source: str | None = None   # set once shutdown() has run
+        self._shutdown_lock = threading.Lock()
 
     def boot(self) -> None:
         board, clock = self.board, self.board.clock
@@ -66,6 +65,10 @@ class Firmware:
                                     on_storage_full=self._on_storage_full)
         announcer = Announcer(clock, board.speaker, self.writer.put, self.policy, self._assets)
         self.recorder = Recorder(clock, self.policy, buffer, self.writer, board.indicators, announcer=announcer)
+        self.monitor = Monitor(board, self.policy, self.recorder, self.writer, self.recorder.player,
+                               on_battery_critical=lambda: self.shutdown("battery_critical"))
+        self.recorder.monitor = self.monitor
+        self.controls = Controls(clock, self.policy, self.recorder, self.writer, self.monitor)
         self._log_boot(audit, recovery, now_us, utc_us)
         self.writer.start()
         for name in board.inputs.names:
@@ -81,6 +84,7 @@ class Firmware:
         board.indicators.set_led(LED_STATUS, True)
         board.camera.start(self.recorder.on_packet)
         board.microphone.start(self.recorder.on_packet)
+        self.monitor.start()
 
     def _log_boot(self, audit: AuditLog, recovery, now_us: int, utc_us: int) -> None:
         """AUD-2: explain an unclean stop before anything else is logged. A card that
@@ -102,8 +106,17 @@ class Firmware:
         self.chain.save(self.board.keystore)
 
     def shutdown(self, source: str = "shutdown") -> None:
-        """Stop cleanly: close any event, log the shutdown, persist the chain."""
+        """Stop cleanly: close any event, log the shutdown, persist the chain. Runs once;
+        `source` says why (`shutdown`, `battery_critical`)."""
+        with self._shutdown_lock:
+            if self.shutdown_source is not None:
+                return
+            self.shutdown_source = source
         board, clock = self.board, self.board.clock
+        if self.monitor is not None:
+            self.monitor.stop()
+        if self.controls is not None:
+            self.controls.cancel()
         board.camera.stop()
         board.microphone.stop()
         with self._input_lock:  # an edge arriving now must not re-arm a timer
@@ -157,10 +170,7 @@ class Firmware:
     def _dispatch(self, name: str, gesture_events: list) -> None:
         for gesture in gesture_events:
             if name == RECORD_BUTTON:
-                if gesture == gestures.DOUBLE_PRESS and self.recorder.state is State.RECORDING:
-                    self.recorder.replay_announcement("button")   # ANN-4: say it again
-                    continue
-                self.recorder.handle(_BUTTON_EVENTS[gesture], "button", self._decoders[name].last_press_us)
+                self.controls.button(gesture, self._decoders[name].last_press_us)
             elif gesture == gestures.ON:
                 self.recorder.handle(Event.TRIGGER_START, f"trigger:{name}")
             elif gesture == gestures.OFF and self.policy.triggers.get(name, "start") == "start_stop":

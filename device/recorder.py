@@ -12,6 +12,7 @@ from typing import Callable
 
 from device.announce import Announcer
 from device.config import Policy
+from device.patterns import PatternPlayer
 from device.ringbuffer import PreEventBuffer
 from device.states import INITIAL_STATE, Action, Event, State, step
 from device.writer import AuditEntry, EventStart, EventStop, Metadata, SegmentWriter
@@ -20,18 +21,15 @@ from hal.indicators import LED_RECORD, Indicators
 from hal.media import MediaPacket
 
 
-# A storage fault or a full card: one long buzz with a low tone (a normal stop is a
-# 400 ms vibration with no tone).
-STORAGE_FAULT_VIBRATE_MS = 1500
-STORAGE_FAULT_TONE_HZ = 400
-
 
 class Recorder:
     def __init__(self, clock: Clock, policy: Policy, buffer: PreEventBuffer, writer: SegmentWriter,
                  indicators: Indicators, new_event_id: Callable[[], str] = lambda: uuid.uuid4().hex,
-                 announcer: Announcer | None = None) -> None:
+                 announcer: Announcer | None = None, player: PatternPlayer | None = None) -> None:
         self._clock, self._policy, self._buffer = clock, policy, buffer
         self._announcer = announcer
+        self.player = PatternPlayer(clock, indicators) if player is None else player
+        self.monitor = None   # device/monitor.py, set by the firmware: told of every packet
         self._writer, self._indicators, self._new_event_id = writer, indicators, new_event_id
         self._lock = threading.Lock()
         self._state = INITIAL_STATE
@@ -52,6 +50,8 @@ class Recorder:
     def on_packet(self, packet: MediaPacket) -> None:
         """Camera and microphone sink: append to memory, nothing else."""
         with self._lock:
+            if self.monitor is not None:
+                self.monitor.on_packet(packet)
             if self._state is State.RECORDING:
                 self._writer.put(packet)
             # The buffer keeps filling while recording (the same bytes objects, no
@@ -78,19 +78,22 @@ class Recorder:
                 self._writer.put(Metadata("marker", now_us, {"source": source}))
                 self._writer.put(AuditEntry("marker", now_us, utc_us,
                                             {"source": source, "event_id": self._event_id}))
-                self._indicators.vibrate(100)
+                self.player.play("marker")
             elif action in (Action.STOP_EVENT, Action.STOP_EVENT_AND_SHUTDOWN):
                 self._writer.put(EventStop(source, now_us, utc_us))
                 self._event_id = None
                 if self._announcer is not None:
                     self._announcer.event_stopped()
-                self._indicators.set_led(LED_RECORD, False)
+                if self.monitor is not None:
+                    self.monitor.event_stopped()
+                    self.monitor.set_record_led(False)
+                else:
+                    self._indicators.set_led(LED_RECORD, False)
                 if event is Event.STORAGE_FAILED:
                     # Not the stop signal: the wearer must know recording ended by itself.
-                    self._indicators.vibrate(STORAGE_FAULT_VIBRATE_MS)
-                    self._indicators.beep(STORAGE_FAULT_TONE_HZ, STORAGE_FAULT_VIBRATE_MS)
-                else:
-                    self._indicators.vibrate(400)
+                    self.player.play("storage_full" if source == "storage_full" else "fault")
+                elif source != "battery_critical":   # that one has its own alert
+                    self.player.play("stop")
             return action
 
     def storage_failed(self, source: str) -> None:
@@ -99,8 +102,7 @@ class Recorder:
             self.handle(Event.STORAGE_FAILED, source)
         else:
             with self._lock:
-                self._indicators.vibrate(STORAGE_FAULT_VIBRATE_MS)
-                self._indicators.beep(STORAGE_FAULT_TONE_HZ, STORAGE_FAULT_VIBRATE_MS)
+                self.player.play("storage_full" if source == "storage_full" else "fault")
 
     def _start(self, source: str, now_us: int, utc_us: int) -> None:
         # Empty if the camera has not produced a keyframe yet: the writer then
@@ -110,8 +112,9 @@ class Recorder:
         self.events_started += 1
         self._writer.put(EventStart(self._event_id, source, now_us, utc_us,
                                     self._policy.pre_event_s, packets))
-        self._indicators.vibrate(200)
-        self._indicators.beep(2000, 150)
+        self.player.play("start")
+        if self.monitor is not None:
+            self.monitor.event_started(now_us)
         if self._announcer is not None:
             self._announcer.event_started(self._event_id, now_us, utc_us)
 
@@ -124,5 +127,7 @@ class Recorder:
     def on_committed(self, media_monotonic_us: int) -> None:
         """Writer thread: media up to this time is durable; the red LED tells the truth."""
         with self._lock:  # a stop on another thread must not be overtaken by this
-            if self._state is State.RECORDING:
+            if self.monitor is not None:
+                self.monitor.on_committed(media_monotonic_us)
+            elif self._state is State.RECORDING:
                 self._indicators.set_led(LED_RECORD, True)

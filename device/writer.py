@@ -111,9 +111,13 @@ class SegmentWriter:
     def put(self, item: object) -> None:
         self._queue.put(item)
 
-    def wait_idle(self) -> None:
-        """Block until everything queued so far has been written (tests, power-cut drills)."""
-        self._queue.join()
+    def wait_idle(self, timeout_s: float | None = None) -> bool:
+        """Block until everything queued so far has been written (tests, power-cut drills);
+        False if `timeout_s` (real seconds) passed first: a stalled writer must not hang a
+        watchdog that waits for it."""
+        done = self._queue.all_tasks_done
+        with done:
+            return done.wait_for(lambda: not self._queue.unfinished_tasks, timeout_s)
 
     def close(self) -> None:
         """Finish everything queued, then stop the thread."""

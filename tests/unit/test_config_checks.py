@@ -30,7 +30,10 @@ def refused(text: str) -> str:
 
 
 def test_every_float_key_is_covered():
-    assert set(FLOAT_KEYS) == {"pre_event_s", "buffer_max_mib", "segment_s", "flush_interval_s", "hold_stop_s"}
+    assert set(FLOAT_KEYS) == {"pre_event_s", "buffer_max_mib", "segment_s", "flush_interval_s", "hold_stop_s",
+                               "announce_defer_s", "reminder_interval_s", "stop_confirm_s", "camera_timeout_s",
+                               "camera_retry_max_s", "battery_warn_min", "battery_critical_pct",
+                               "storage_warn_min"}
 
 
 @pytest.mark.parametrize("literal", ["nan", "inf", "-inf", "+inf", "-nan"])

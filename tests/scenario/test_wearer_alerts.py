@@ -1,0 +1,158 @@
+"""What the wearer is told, and how fast, when something goes wrong (IND-1…4, FLT-1…4,
+ACT-5): read from the indicators as a person would feel and hear them, and from the
+signed audit log a custodian would read. Each test drives the whole firmware on the
+simulated board with the world's own fault switches."""
+from __future__ import annotations
+
+import pytest
+
+from device.config import Policy
+from device.evidence.keys import read_device_public
+from device.evidence.storage_verify import verify_storage
+from world_support import start
+
+pytestmark = pytest.mark.scenario
+
+
+def verified(run) -> str:
+    return verify_storage(run.storage, read_device_public(run.pub_path)).outcome
+
+
+def test_camera_loss_is_alerted_within_a_second_and_the_gap_is_logged_exactly(tmp_path):
+    run = start(tmp_path)
+    run.double_press(2.0)
+    run.at(6.0, run.world.camera.disconnect)
+    run.at(11.0, run.world.camera.reconnect)
+    run.hold(14.0)
+    run.finish(18.0)
+
+    lost, back = run.entries("media_gap")
+    last_frame_end_us = lost["gap_start_monotonic_us"]
+    # The last frame before the pull started before 6.0 s and ends at most a frame later.
+    assert run.us(6.0) - 34_000 <= last_frame_end_us <= run.us(6.0) + 34_000
+    alerted_s = run.first("camera_lost")
+    assert alerted_s is not None and 0 < alerted_s - run.t(last_frame_end_us) <= 1.0
+    # The red LED goes off with the alert and only comes back with fresh video.
+    leds = run.led()
+    assert (alerted_s, False) in leds
+    assert not any(on for t, on in leds if alerted_s < t < run.t(back["gap_end_monotonic_us"]))
+    assert any(on for t, on in leds if t > run.t(back["gap_end_monotonic_us"]))
+    # The gap's end is the first frame after the reconnect; the wearer hears it is back.
+    assert run.us(11.0) <= back["gap_end_monotonic_us"] <= run.us(11.0) + 34_000
+    assert back["gap_start_monotonic_us"] == last_frame_end_us and back["event_id"] == lost["event_id"]
+    assert run.first("camera_back", after_s=11.0) <= 11.0 + 0.2
+    # Reopen attempts back off: 0.5 s after the loss, then 1 s, 2 s, 4 s later.
+    attempts = [e["monotonic_us"] for e in run.entries("watchdog") if e["part"] == "camera"]
+    gaps_s = [round((b - a) / 1e6, 1) for a, b in zip(attempts, attempts[1:])]
+    assert len(attempts) >= 3 and gaps_s[:2] == [1.0, 2.0]
+    assert verified(run) == "authentic"
+
+
+def test_a_short_press_answers_the_state_from_facts(tmp_path):
+    run = start(tmp_path)
+    run.press(1.0)                                   # buffering
+    run.double_press(3.0)
+    run.press(6.0)                                   # recording: marker, then status
+    run.at(8.0, run.world.camera.disconnect)
+    run.press(10.0)                                  # recording, but no picture: fault
+    run.hold(12.0)
+    run.finish(17.0)
+    names = [(round(t, 1), n) for t, n in run.patterns()]
+    assert [n for t, n in names if t < 3.0] == ["status_buffering"]
+    assert [n for t, n in names if 6.0 <= t < 7.5] == ["marker", "status_recording"]
+    assert "status_fault" in [n for t, n in names if 10.0 <= t < 11.5]
+
+
+def test_a_reminder_comes_every_interval_while_recording_and_never_when_not(tmp_path):
+    run = start(tmp_path, Policy(pre_event_s=1, segment_s=10, reminder_interval_s=10))
+    run.double_press(1.0)
+    run.hold(33.0)
+    run.finish(60.0)
+    reminders = [t for t, n in run.patterns() if n == "reminder"]
+    activation_s = run.t(run.entries("activation")[0]["monotonic_us"])
+    assert [round(t - activation_s, 1) for t in reminders] == [10.0, 20.0, 30.0]
+
+
+def test_an_unconfirmed_hold_does_not_stop_and_confirming_presses_pick_the_reason(tmp_path):
+    policy = Policy(pre_event_s=1, segment_s=10, stop_confirm=True, stop_confirm_s=4,
+                    stop_reasons=["end_of_contact", "privacy", "officer_safety"])
+    run = start(tmp_path, policy)
+    run.double_press(1.0)
+    run.hold(5.0)                 # accidental: nobody presses afterwards
+    run.hold(16.0)
+    run.press(20.0)
+    run.press(21.0)               # two presses: the second reason
+    run.finish(30.0)
+    requests = [(e["status"], e.get("reason")) for e in run.entries("stop_request")]
+    assert requests == [("pending", None), ("cancelled", None), ("pending", None), ("confirmed", "privacy")]
+    names = [n for _, n in run.patterns()]
+    assert names.count("stop_pending") == 2 and "stop_cancelled" in names and names.count("stop_counted") == 2
+    stops = run.entries("deactivation")
+    assert len(stops) == 1 and run.t(stops[0]["monotonic_us"]) > 22.0
+    assert not run.entries("marker")  # confirming presses are not markers
+    assert verified(run) == "authentic"
+
+
+def test_low_battery_warns_in_minutes_and_critical_closes_cleanly_and_shuts_down(tmp_path):
+    # 12 % left, draining 1 % a minute while recording: about 9 minutes above the 3 % floor.
+    run = start(tmp_path, Policy(pre_event_s=1, segment_s=30), battery_pct=14.0, drain_pct_per_hour=60.0)
+    run.double_press(1.0)
+    run.finish(15 * 60.0)
+    alerts = {e["alert"]: e for e in run.entries("alert")}
+    low = alerts["battery_low"]
+    assert 5 <= low["minutes_left"] <= 10
+    # The estimate was right: critical came about that many minutes later.
+    critical = alerts["battery_critical"]
+    predicted_s = run.t(low["monotonic_us"]) + low["minutes_left"] * 60
+    assert abs(run.t(critical["monotonic_us"]) - predicted_s) <= 60
+    stop = run.entries("deactivation")[-1]
+    assert stop["source"] == "battery_critical"
+    assert run.entries("shutdown")[-1]["source"] == "battery_critical"
+    names = [n for _, n in run.patterns()]
+    assert "battery_low" in names and "battery_critical" in names and "stop" not in names
+    assert run.firmware.shutdown_source == "battery_critical"
+    assert verified(run) == "authentic"
+
+
+def test_a_wall_clock_step_is_a_signed_time_sync_and_an_unset_clock_is_an_alert(tmp_path):
+    year_2000_us = 946_684_800_000_000
+    run = start(tmp_path, start_wall_us=year_2000_us)
+    run.double_press(1.0)
+    run.at(5.0, lambda: run.world.board.clock.set_wall_time_us(1_767_225_600_000_000 + 5_000_000))
+    run.hold(8.0)
+    run.finish(12.0)
+    alert = run.entries("alert")[0]
+    assert alert["alert"] == "clock_unset" and alert["clock_utc_us"] < alert["build_utc_us"]
+    assert run.patterns()[0][1] == "clock_unset"
+    sync, = run.entries("time_sync")
+    assert sync["before_utc_us"] < year_2000_us + 10_000_000 and sync["after_utc_us"] > 1_767_225_600_000_000
+    assert abs(run.t(sync["monotonic_us"]) - 5.0) <= 0.1
+    # Ordering stays monotonic: the entries after the sync are still in monotonic order.
+    times = [e["monotonic_us"] for e in run.entries()]
+    assert times == sorted(times)
+    assert verified(run) == "authentic"
+
+
+def test_storage_low_is_told_in_minutes_of_recording(tmp_path):
+    run = start(tmp_path)
+    # 600 kbit/s video + 64 kbit/s audio: 20 MB is about 4 minutes.
+    run.at(2.0, lambda: run.world.fs.fill(20_000_000, under=run.storage))
+    run.finish(15.0)
+    alert, = [e for e in run.entries("alert") if e["alert"] == "storage_low"]
+    assert 2 <= alert["minutes_left"] <= 6
+    assert "storage_low" in [n for _, n in run.patterns()]
+
+
+def test_a_dead_microphone_is_reopened_and_the_gap_logged(tmp_path):
+    run = start(tmp_path)
+    run.double_press(1.0)
+    run.at(4.0, run.world.board.microphone.stop)     # the capture thread is gone
+    run.hold(8.0)
+    run.finish(12.0)
+    lost, back = [e for e in run.entries("media_gap") if e["track"] == "audio"]
+    assert lost["phase"] == "lost" and back["phase"] == "back"
+    assert 0 < run.t(back["gap_end_monotonic_us"]) - 4.0 <= 1.5
+    assert [e["part"] for e in run.entries("watchdog")] == ["microphone"]
+    names = [n for _, n in run.patterns()]
+    assert "mic_lost" in names and "mic_back" in names
+    assert verified(run) == "authentic"
