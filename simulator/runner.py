@@ -218,18 +218,12 @@ class _Device:
         if action.startswith(("camera.", "mic.")):
             # Like a button: a part of a dead camera cannot be pulled or broken.
             applied = inst is not None
-            if applied and action == "camera.disconnect":
-                self.camera_connected = False
-                inst.world.camera.disconnect()
-            elif applied and action == "camera.reconnect":
-                self.camera_connected = True
-                inst.world.camera.reconnect()
-            elif applied and action == "mic.fail":
-                self.mic_failed = True
-                inst.world.microphone.fail()
-            elif applied and action == "mic.heal":
-                self.mic_failed = False
-                inst.world.microphone.heal()
+            if applied:
+                self.camera_connected = {"camera.disconnect": False, "camera.reconnect": True}.get(
+                    action, self.camera_connected)
+                self.mic_failed = {"mic.fail": True, "mic.heal": False}.get(action, self.mic_failed)
+                part = inst.world.camera if action.startswith("camera.") else inst.world.microphone
+                getattr(part, action.partition(".")[2])()   # disconnect, reconnect, fail, heal
         elif action == "battery.set":
             self.battery.set_level(step.percent)
             fields["percent"] = step.percent

@@ -117,7 +117,8 @@ def _key_line(text: str, key: str) -> int | None:
 
 def _number(value: object) -> bool:
     """A finite int or float (TOML's nan and inf are not numbers of anything)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    # An int is always finite (and math.isfinite() overflows on one past float range).
+    return _integer(value) or (isinstance(value, float) and math.isfinite(value))
 
 
 def _integer(value: object) -> bool:
@@ -266,13 +267,8 @@ def _parse_step(entry: object, index: int, duration_s: float, source: str, text:
 
 def _real(entry: dict, key: str, low: float, high: float, required: bool, what: str, fail,
           span: str | None = None) -> float | None:
-    if key not in entry and not required:
-        return None
-    value = entry.get(key)
-    if not _number(value) or not low <= value <= high:
-        raise fail(key if key in entry else None,
-                   f"{entry['do']} needs {key} = {what}, {span or f'{low:g}..{high:g}'}; got {value!r}")
-    return float(value)
+    value = _bounded(entry, key, low, high, required, _number, f"{what}, {span or f'{low:g}..{high:g}'}", fail)
+    return None if value is None else float(value)
 
 
 def _utc_us(entry: dict, fail) -> int:
@@ -333,12 +329,16 @@ def _choice(entry: dict, key: str, choices: tuple[str, ...], default: str | None
 
 
 def _whole(entry: dict, key: str, low: int, high: int, required: bool, fail) -> int | None:
+    return _bounded(entry, key, low, high, required, _integer, f"a whole number, {low}..{high}", fail)
+
+
+def _bounded(entry: dict, key: str, low, high, required: bool, kind, what: str, fail):
+    """entry[key] if it is of `kind` within low..high; None if absent and optional."""
     if key not in entry and not required:
         return None
     value = entry.get(key)
-    if not _integer(value) or not low <= value <= high:
-        raise fail(key if key in entry else None,
-                   f"{entry['do']} needs {key} = a whole number, {low}..{high}; got {value!r}")
+    if not kind(value) or not low <= value <= high:
+        raise fail(key if key in entry else None, f"{entry['do']} needs {key} = {what}; got {value!r}")
     return value
 
 

@@ -101,6 +101,8 @@ BAD = {
     "fps bool": (HEAD + "[camera]\nfps = true\n", "fps = true", ["camera.fps"]),
     "duration_s inf": ("duration_s = inf\n", "duration_s", ["duration_s"]),
     "t_s nan": (steps('t_s = nan\ndo = "button.press"'), "t_s = nan", ["t_s", "finite", "[[at]] #1"]),
+    "t_s past float range": (steps('t_s = ' + '1' + '0' * 400 + '\ndo = "button.press"'), "t_s", ["t_s", "[[at]] #1"]),
+    "percent past float range": (steps('t_s = 1\ndo = "battery.set"\npercent = ' + '9' * 400), "percent", ["percent"]),
     "hold_s inf": (steps('t_s = 1\ndo = "button.hold"\nhold_s = inf'), "hold_s", ["hold_s"]),
     "policy number nan": (HEAD + "[policy]\nbuffer_max_mib = nan\n", "buffer_max_mib", ["buffer_max_mib", "finite"]),
     "policy number inf": (HEAD + "[policy]\nbuffer_max_mib = inf\n", "buffer_max_mib", ["buffer_max_mib", "finite"]),
