@@ -24,6 +24,7 @@ from hal.clock import Clock, Timer
 from hal.media import AudioFormat, MediaPacket, PacketSink
 from hal.microphone import Microphone
 from hal.speaker import Speaker
+from simulator.trace import Trace
 
 BLOCK_SAMPLES = 1024  # one AAC frame
 _INT16_SCALE = 32768.0
@@ -95,9 +96,10 @@ class SimAir:
 class SimSpeaker(Speaker):
     """Plays into the air without blocking; calls queue behind what is still playing."""
 
-    def __init__(self, clock: Clock, air: SimAir) -> None:
+    def __init__(self, clock: Clock, air: SimAir, trace: Trace | None = None) -> None:
         self._clock = clock
         self._air = air
+        self.trace = trace   # where playback is reported (simulator/trace.py), if anywhere
         self._end_index = 0
         # (start_us, sample count at the air's rate, tag)
         self.history: list[tuple[int, int, str | None]] = []
@@ -118,7 +120,11 @@ class SimSpeaker(Speaker):
         start_index = max(self._air.sample_index(self._clock.monotonic_us()), self._end_index)
         self._air.emit(start_index, sound * self._air.speaker_gain)
         self._end_index = start_index + len(sound)
-        self.history.append((self._air.time_us(start_index), len(sound), tag))
+        start_us = self._air.time_us(start_index)
+        self.history.append((start_us, len(sound), tag))
+        if self.trace is not None:
+            # When it is heard, which is later than now if it queues behind a sound still playing.
+            self.trace.record("speaker", start_us, tag=tag, duration_ms=round(len(sound) * 1000 / air_rate))
 
     def is_playing(self) -> bool:
         return self._air.sample_index(self._clock.monotonic_us()) < self._end_index
@@ -147,6 +153,14 @@ class SimMicrophone(Microphone):
     Packets are stamped t0 + round(pts * 1e6 / sr) with the encoder's pts in
     samples; the first one has pts -1024 (AAC priming) and so starts 21.3 ms
     before t0, which keeps audio in sync once a muxer trims the priming.
+
+    Fault switch (scenario steps mic.fail / mic.heal, FLT-1/FLT-5): fail() is a crashed
+    capture, like an ALSA stream that returned an error. A capture running at fail()
+    dies: no more packets, although the firmware still holds it started. A start()
+    while failed opens a capture that is just as dead. heal() repairs the microphone
+    but does not revive a dead capture: packets flow again only from the next start()
+    after the heal, i.e. once the firmware notices the silence and calls stop() and
+    start() (its watchdog's job), as a crashed ALSA capture must be reopened.
     """
 
     def __init__(
@@ -177,11 +191,22 @@ class SimMicrophone(Microphone):
         self._t0_us = 0
         self._first_index = 0
         self._blocks = 0
+        self._failed = False   # the fault switch
+        self._dead = False     # the capture started now is dead (failed while running, or started failed)
         self.packet_count = 0
 
     @property
     def audio_format(self) -> AudioFormat:
         return self._format
+
+    @property
+    def is_failed(self) -> bool:
+        return self._failed
+
+    @property
+    def is_capturing(self) -> bool:
+        """Started and delivering (not a dead capture)."""
+        return self._sink is not None and not self._dead
 
     def start(self, sink: PacketSink) -> None:
         with self._lock:
@@ -191,17 +216,39 @@ class SimMicrophone(Microphone):
             self._t0_us = self._clock.monotonic_us()
             self._first_index = self._air.sample_index(self._t0_us)
             self._blocks = 0
+            self._dead = self._failed
+            if self._dead:
+                return   # opened, but nothing will ever come out of it
             self._encoder = open_aac_encoder(self._format)
             self._schedule_next()
+
+    def fail(self) -> None:
+        """The capture crashes: a running one delivers nothing more until stop() and start()
+        after heal()."""
+        with self._lock:
+            self._failed = True
+            if self._sink is not None:
+                self._dead = True
+                self._cancel_timer()
+                self._encoder = None
+
+    def heal(self) -> None:
+        """The microphone works again, from the next start() on."""
+        with self._lock:
+            self._failed = False
 
     def stop(self) -> None:
         """Stop delivering; the encoder's last ~2 blocks (its delay) are dropped."""
         with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            self._cancel_timer()
             self._sink = None
             self._encoder = None
+            self._dead = False
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def _schedule_next(self) -> None:
         sr = self._format.sample_rate_hz
@@ -231,7 +278,7 @@ class SimMicrophone(Microphone):
     def _capture(self) -> None:
         with self._lock:
             sink, encoder = self._sink, self._encoder
-            if sink is None or encoder is None:
+            if sink is None or encoder is None or self._dead:
                 return
             block = self._blocks
             self._blocks += 1

@@ -20,6 +20,7 @@ from simulator.camera import SimCamera
 from simulator.indicators import SimIndicators
 from simulator.inputs import SimInputs
 from simulator.simfs import SimFS
+from simulator.trace import Trace
 
 
 @dataclass(frozen=True)
@@ -33,21 +34,29 @@ class SimWorld:
     battery: SimBattery
     fs: FileSystem
 
+    @property
+    def microphone(self) -> SimMicrophone:
+        return self.board.microphone
+
 
 def build_sim_board(clock: Clock, device_dir: str, storage_dir: str, video: VideoFormat,
                     trigger_names: tuple[str, ...] = (), source_path: str | None = None,
                     audio: AudioFormat = AudioFormat(), constant_bitrate: bool = False,
-                    fs: FileSystem | None = None) -> SimWorld:
-    """`fs`: the file system under storage and key store; a fresh SimFS if not given."""
+                    fs: FileSystem | None = None, battery: SimBattery | None = None,
+                    trace: Trace | None = None) -> SimWorld:
+    """`fs`: the file system under storage and key store; a fresh SimFS if not given.
+    `battery`: the cell in the camera (a run keeps one across boots); a full one if not
+    given. `trace`: where indicators, speaker and inputs report what they did."""
     fs = SimFS() if fs is None else fs
     air = SimAir(sample_rate_hz=audio.sample_rate_hz)
     camera = SimCamera(clock, video, source_path, constant_bitrate=constant_bitrate)
-    inputs = SimInputs(clock, (RECORD_BUTTON, *trigger_names))
-    indicators = SimIndicators(clock)
-    battery = SimBattery(clock)
+    inputs = SimInputs(clock, (RECORD_BUTTON, *trigger_names), trace=trace)
+    indicators = SimIndicators(clock, trace=trace)
+    battery = SimBattery(clock) if battery is None else battery
     board = Board(
         camera=camera, microphone=SimMicrophone(clock, air, audio), speaker=SimSpeaker(clock, air),
         inputs=inputs, indicators=indicators, clock=clock, storage=DirectoryStorage(storage_dir, fs),
         battery=battery, keystore=FileKeyStore(device_dir, fs),
     )
+    board.speaker.trace = trace
     return SimWorld(board, camera, inputs, indicators, air, battery, fs)

@@ -2,6 +2,13 @@
 
 Edges are raw, stamped with the clock's monotonic time, and can chatter like a
 real contact (bounce()), because debouncing is the firmware's job.
+
+A scripted edge is stamped with the time the script meant (`at_us`), not the time
+its clock callback happened to run: on the wall clock a callback runs a little
+late, by a different amount each time, so a hold scripted as exactly 3 s would
+otherwise be measured as 3 s plus the release's lateness minus the press's, and
+stop a recording only when the release happened to run later than the press did.
+A GPIO interrupt on the device is stamped the same way, by the kernel at the edge.
 """
 from __future__ import annotations
 
@@ -9,13 +16,16 @@ import threading
 
 from hal.clock import Clock
 from hal.inputs import RECORD_BUTTON, EdgeCallback, Inputs
+from simulator.trace import Trace
 
 
 class SimInputs(Inputs):
-    def __init__(self, clock: Clock, names: tuple[str, ...] = (RECORD_BUTTON,)) -> None:
+    def __init__(self, clock: Clock, names: tuple[str, ...] = (RECORD_BUTTON,),
+                 trace: Trace | None = None) -> None:
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate input names in {names}")
         self._clock = clock
+        self._trace = trace
         self._names = tuple(names)
         self._active = {name: False for name in names}
         self._subscribers: list[EdgeCallback] = []
@@ -34,16 +44,21 @@ class SimInputs(Inputs):
         self._check(name)
         return self._active[name]
 
-    def set(self, name: str, active: bool) -> bool:
-        """Drive an input to a level now. Returns False (no edge) if it is already there."""
+    def set(self, name: str, active: bool, at_us: int | None = None) -> bool:
+        """Drive an input to a level. The edge is stamped `at_us` (when it happened, if the
+        caller ran late; never later than now) or now. Returns False (no edge) if the
+        input is already at that level."""
         self._check(name)
         with self._lock:
             if self._active[name] == active:
                 return False
             self._active[name] = active
-            timestamp_us = self._clock.monotonic_us()
+            now_us = self._clock.monotonic_us()
+            timestamp_us = now_us if at_us is None else min(at_us, now_us)
             self.history.append((timestamp_us, name, active))
             subscribers = list(self._subscribers)
+            if self._trace is not None:
+                self._trace.record("input", timestamp_us, name=name, active=active)
         # Outside the lock: a subscriber may read is_active() or schedule timers.
         for callback in subscribers:
             callback(name, active, timestamp_us)
@@ -74,7 +89,8 @@ class SimInputs(Inputs):
         start_us = self._clock.monotonic_us()
         for i in range(edges):
             level = active if (edges - 1 - i) % 2 == 0 else not active
-            self._clock.call_at(start_us + i * spacing_us, lambda level=level: self.set(name, level))
+            at_us = start_us + i * spacing_us
+            self._clock.call_at(at_us, lambda level=level, at_us=at_us: self.set(name, level, at_us))
         return start_us + (edges - 1) * spacing_us
 
     def _check(self, name: str) -> None:

@@ -6,6 +6,11 @@ what was durable, and the firmware instance is abandoned where it stands (no
 shutdown; its clock domain goes dark, its threads die at their next storage
 operation). `power.restore` boots a fresh instance, with fresh simulated parts, on the
 same clock, device directory and SimFS, like a battery put back.
+
+The world outside the firmware lasts the whole run: one battery (simulator/battery.py),
+one wall clock that clock.jump / clock.set step (simulator/wallclock.py), and a camera
+cord pulled or a microphone failed while the device runs stays so across a reboot,
+until the step that undoes it. A trace (simulator/trace.py) hears every instance.
 """
 from __future__ import annotations
 
@@ -17,11 +22,14 @@ from device.firmware import Firmware
 from hal.clock import Clock
 from hal.inputs import RECORD_BUTTON
 from hal.realclock import RealClock
+from simulator.battery import SimBattery
 from simulator.board import SimWorld, build_sim_board
 from simulator.clock import VirtualClock
 from simulator.power import PowerDomain
 from simulator.scenario import Scenario, Step
 from simulator.simfs import PowerLost, SimFS
+from simulator.trace import Trace
+from simulator.wallclock import SteppableWallClock
 
 PRESS_US = 120_000          # a deliberate tap
 DOUBLE_PRESS_GAP_US = 150_000
@@ -53,6 +61,8 @@ class RunResult:
     simfs: SimFS
     start_us: int
     end_us: int
+    battery: SimBattery | None = None   # the one cell, across every boot
+    trace: Trace | None = None
 
     @property
     def firmwares(self) -> list[Firmware]:
@@ -83,13 +93,19 @@ def _seconds(t_s: float) -> int:
 class _Device:
     """The device across its boots: which instance has power, and the steps that reach it."""
 
-    def __init__(self, clock: Clock, fs: SimFS, scenario: Scenario, identity: Identity, policy: Policy,
-                 device_dir: str, storage_dir: str, source_path: str | None) -> None:
+    def __init__(self, clock: SteppableWallClock, fs: SimFS, scenario: Scenario, identity: Identity,
+                 policy: Policy, device_dir: str, storage_dir: str, source_path: str | None,
+                 trace: Trace | None = None) -> None:
         self.clock, self.fs, self.scenario = clock, fs, scenario
         self.identity, self.policy = identity, policy
         self.device_dir, self.storage_dir, self.source_path = device_dir, os.path.abspath(storage_dir), source_path
         self.triggers = tuple(sorted(set(scenario.trigger_names) | set(policy.triggers)))
         self.instances: list[Instance] = []
+        self.trace = trace
+        self.battery = SimBattery(clock, state_source=self._battery_state)
+        # World faults that outlive a boot (set by a step that reached a live instance).
+        self.camera_connected = True
+        self.mic_failed = False
         self._reaped: set[int] = set()   # ids of abandoned instances whose writer has been stopped
         fs.add_power_listener(self._on_power_lost)
 
@@ -103,18 +119,50 @@ class _Device:
         power = PowerDomain(self.clock)
         inst = Instance(power, self.clock.monotonic_us())
         self.instances.append(inst)
+        # Recorded first, so what the boot itself shows (the status LED) follows it.
+        line = {} if self.trace is None else self.trace.record("boot", inst.boot_us, boot=len(self.instances))
         try:
             inst.world = build_sim_board(power, self.device_dir, self.storage_dir, self.scenario.video,
                                          self.triggers, self.source_path,
-                                         constant_bitrate=self.scenario.constant_bitrate, fs=self.fs)
+                                         constant_bitrate=self.scenario.constant_bitrate, fs=self.fs,
+                                         battery=self.battery, trace=self.trace)
+            self._apply_world_faults(inst.world)
             inst.firmware = Firmware(inst.world.board, self.identity, self.policy)
             inst.firmware.boot()
             inst.booted = True
+            self._attach(inst)
         except PowerLost:
             pass   # cut while booting: _on_power_lost has marked it
         except OSError as exc:  # the card failed under boot's own writes: this boot goes no further
             inst.error = exc
             power.cut()
+        line.update(booted=inst.booted, state=inst.firmware.recorder.state.value if inst.booted else None)
+
+    def _apply_world_faults(self, world: SimWorld) -> None:
+        """Before the firmware starts them: a pulled cord or a failed microphone is still so."""
+        if not self.camera_connected:
+            world.camera.disconnect()
+        if self.mic_failed:
+            world.microphone.fail()
+
+    def _attach(self, inst: Instance) -> None:
+        """Listen to the booted firmware's recorder: the battery drains by its state, the
+        trace shows each change."""
+        recorder = inst.firmware.recorder
+
+        def on_state(old, new, monotonic_us: int) -> None:
+            self.battery.state_changed(monotonic_us)
+            if self.trace is not None:
+                self.trace.record("state", monotonic_us, **{"from": old.value, "to": new.value})
+
+        recorder.state_listeners.append(on_state)
+        self.battery.state_changed()   # off -> buffering: the board draws current from now
+
+    def _battery_state(self) -> str:
+        inst = self.live
+        recorder = inst.firmware.recorder if inst is not None else None
+        state = recorder.state.value if recorder is not None else "off"
+        return state if state in ("buffering", "recording") else "off"
 
     def _on_power_lost(self) -> None:
         # Runs on whichever thread met the cut (a clock callback or the writer).
@@ -122,6 +170,9 @@ class _Device:
         if inst is not None and inst.power_lost_us is None:
             inst.power_lost_us = self.clock.monotonic_us()
             inst.power.cut()
+            self.battery.state_changed(inst.power_lost_us)   # pulled: no load
+            if self.trace is not None:
+                self.trace.record("power", inst.power_lost_us, on=False)
 
     def catch_up(self) -> None:
         """Let the writer reach the present, so a cut or a fault falls at a known point of
@@ -137,10 +188,14 @@ class _Device:
     def power_restore(self) -> None:
         self._reap()   # before power returns: an abandoned writer must never write again
         self.fs.power_restore()
+        if self.trace is not None:
+            self.trace.record("power", on=True)
         self.boot()
 
     def storage_step(self, step: Step) -> None:
         self.catch_up()
+        if self.trace is not None:
+            self.trace.record("world", do=step.action, applied=True)
         if step.action == "storage.fail":
             self.fs.fail(step.errno, step.op, step.after_bytes, step.count, under=self.storage_dir)
         elif step.action == "storage.fill":
@@ -148,10 +203,45 @@ class _Device:
         else:
             self.fs.heal()
 
-    def set_input(self, name: str, active: bool) -> None:
+    def set_input(self, name: str, active: bool, at_us: int) -> None:
+        """Drive an input, stamped with the time the script meant (simulator/inputs.py):
+        on the wall clock this callback runs late by a varying amount."""
         inst = self.live
         if inst is not None:   # a button pressed on a dead camera does nothing
-            inst.world.inputs.set(name, active)
+            inst.world.inputs.set(name, active, at_us)
+
+    def world_step(self, step: Step) -> None:
+        """camera.*, mic.*, battery.*, clock.*: the world outside the firmware changes."""
+        action, inst = step.action, self.live
+        fields: dict = {}
+        applied = True
+        if action.startswith(("camera.", "mic.")):
+            # Like a button: a part of a dead camera cannot be pulled or broken.
+            applied = inst is not None
+            if applied:
+                self.camera_connected = {"camera.disconnect": False, "camera.reconnect": True}.get(
+                    action, self.camera_connected)
+                self.mic_failed = {"mic.fail": True, "mic.heal": False}.get(action, self.mic_failed)
+                part = inst.world.camera if action.startswith("camera.") else inst.world.microphone
+                getattr(part, action.partition(".")[2])()   # disconnect, reconnect, fail, heal
+        elif action == "battery.set":
+            self.battery.set_level(step.percent)
+            fields["percent"] = step.percent
+        elif action == "battery.drain":
+            per_min = step.rate_pct_per_min
+            self.battery.set_drain(None if per_min is None else per_min * 60.0)
+            fields["rate_pct_per_min"] = per_min
+        elif action == "clock.jump":
+            before_us = self.clock.wall_time_us()
+            fields.update(before_utc_us=before_us, after_utc_us=self.clock.jump_us(_seconds(step.delta_s)))
+        elif action == "clock.set":
+            before_us = self.clock.wall_time_us()
+            self.clock.set_wall_time_us(step.utc_us)
+            fields.update(before_utc_us=before_us, after_utc_us=step.utc_us)
+        else:
+            raise ValueError(f"no such world step {action!r}")
+        if self.trace is not None:
+            self.trace.record("world", do=action, applied=applied, **fields)
 
     def finish(self) -> None:
         """End of the scenario: a live instance shuts down cleanly; abandoned ones are reaped."""
@@ -179,8 +269,8 @@ def _schedule(device: _Device, clock: Clock, start_us: int, step: Step) -> None:
     at_us = start_us + _seconds(step.t_s)
 
     def press_release(at: int, length_us: int, name: str = RECORD_BUTTON) -> None:
-        clock.call_at(at, lambda: device.set_input(name, True))
-        clock.call_at(at + length_us, lambda: device.set_input(name, False))
+        clock.call_at(at, lambda: device.set_input(name, True, at))
+        clock.call_at(at + length_us, lambda: device.set_input(name, False, at + length_us))
 
     if step.action == "button.press":
         press_release(at_us, PRESS_US)
@@ -190,35 +280,49 @@ def _schedule(device: _Device, clock: Clock, start_us: int, step: Step) -> None:
     elif step.action == "button.hold":
         press_release(at_us, _seconds(step.hold_s))
     elif step.action == "trigger.on":
-        clock.call_at(at_us, lambda: device.set_input(step.name, True))
+        clock.call_at(at_us, lambda: device.set_input(step.name, True, at_us))
     elif step.action == "trigger.off":
-        clock.call_at(at_us, lambda: device.set_input(step.name, False))
+        clock.call_at(at_us, lambda: device.set_input(step.name, False, at_us))
     elif step.action == "power.cut":
         clock.call_at(at_us, lambda: device.power_cut(step.mode))
     elif step.action == "power.restore":
         clock.call_at(at_us, device.power_restore)
     elif step.action.startswith("storage."):
         clock.call_at(at_us, lambda: device.storage_step(step))
+    elif step.action.startswith(("camera.", "mic.", "battery.", "clock.")):
+        clock.call_at(at_us, lambda: device.world_step(step))
     else:
         raise ValueError(f"no such scenario step {step.action!r}")
 
 
 def run_scenario(scenario: Scenario, identity: Identity, policy: Policy, device_dir: str,
                  storage_dir: str, source_path: str | None = None, realtime: bool = False,
-                 simfs: SimFS | None = None) -> RunResult:
+                 simfs: SimFS | None = None, trace: Trace | bool | None = None,
+                 clock: Clock | None = None) -> RunResult:
     """Run `scenario` to its end. `simfs`: the storage to run on (a test may arm faults or
-    cuts on it first); a fresh one by default."""
-    clock: Clock = RealClock() if realtime else VirtualClock()
+    cuts on it first); a fresh one by default. `trace`: a Trace to report what the world
+    saw and heard to, or True for a new one (RunResult.trace). `clock`: what to run on
+    instead of a VirtualClock (or, with `realtime`, a RealClock): a test's own clock."""
+    if clock is None:
+        clock = RealClock() if realtime else VirtualClock()
+    world_clock = SteppableWallClock(clock)
+    if trace is True:
+        trace = Trace()
+    if trace:
+        trace.use_clock(world_clock)
     fs = SimFS() if simfs is None else simfs
-    device = _Device(clock, fs, scenario, identity, policy, device_dir, storage_dir, source_path)
+    device = _Device(world_clock, fs, scenario, identity, policy, device_dir, storage_dir, source_path,
+                     trace or None)
     device.boot()
     start_us = clock.monotonic_us()
+    if trace:
+        trace.origin_us = start_us
     end_us = start_us + _seconds(scenario.duration_s)
     try:
         for step in scenario.steps:
-            _schedule(device, clock, start_us, step)
+            _schedule(device, world_clock, start_us, step)
         clock.wait_until(end_us)
     finally:
         # Close the event cleanly even if a simulated part failed mid-run.
         device.finish()
-    return RunResult(device.instances, fs, start_us, end_us)
+    return RunResult(device.instances, fs, start_us, end_us, device.battery, trace or None)

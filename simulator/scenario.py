@@ -1,6 +1,7 @@
 """Scenario files (SIM-3, docs/scenarios.md): TOML scripts of inputs over simulated time."""
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 from dataclasses import dataclass, field, replace
@@ -16,6 +17,9 @@ STEP_KEYS: dict[str, tuple[str, ...]] = {
     "trigger.on": ("name",), "trigger.off": ("name",),
     "power.cut": ("mode",), "power.restore": (),
     "storage.fail": ("errno", "op", "after_bytes", "count"), "storage.heal": (), "storage.fill": ("free_bytes",),
+    "camera.disconnect": (), "camera.reconnect": (), "mic.fail": (), "mic.heal": (),
+    "battery.set": ("percent",), "battery.drain": ("rate_pct_per_min",),
+    "clock.jump": ("delta_s",), "clock.set": ("utc",),
 }
 ACTIONS = tuple(STEP_KEYS)
 DEFAULT_CUT_MODE = "tear"
@@ -33,6 +37,15 @@ MAX_HOLD_S = 600
 MAX_AFTER_BYTES = 2**40
 MAX_COUNT = 1_000_000
 MAX_FREE_BYTES = 2**50
+MAX_DRAIN_PCT_PER_MIN = 100.0   # an empty battery within a minute: any faster is no battery
+MAX_CLOCK_JUMP_S = 10 * 365 * 86400   # a decade either way: a wrong RTC, not arithmetic overflow
+# clock.set: from the epoch (the firmware's utc_us is never negative) to the end of 9999.
+MIN_UTC_US = 0
+MAX_UTC_US = 253_402_300_799_999_999
+# RFC 3339 date-time (section 5.6): full date, T (or a space, as 5.6's note allows), time,
+# optional fraction, and an offset, which is what tells us the time is UTC-anchored.
+_RFC3339 = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
+                      r"(?:([Zz])|([+-])(\d{2}):(\d{2}))", re.ASCII)
 _CAMERA_KEYS = ("width", "height", "fps", "keyframe_interval_s", "bitrate_bps", "constant_bitrate")
 _TOP_KEYS = {"duration_s", "camera", "policy", "at", "description"}
 _TRIGGER_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
@@ -50,6 +63,10 @@ class Step:
     after_bytes: int | None = None      # storage.fail: bytes still written before it strikes
     count: int | None = None            # storage.fail: failures before it heals; None: until storage.heal
     free_bytes: int | None = None       # storage.fill
+    percent: float | None = None        # battery.set: the level from now, 0..100
+    rate_pct_per_min: float | None = None  # battery.drain: fixed drain from now; None: the per-state model
+    delta_s: float = 0.0                # clock.jump: wall clock moves by this much (may be negative)
+    utc_us: int | None = None           # clock.set: wall clock reads this from now
 
 
 @dataclass(frozen=True)
@@ -100,7 +117,8 @@ def _key_line(text: str, key: str) -> int | None:
 
 def _number(value: object) -> bool:
     """A finite int or float (TOML's nan and inf are not numbers of anything)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    # An int is always finite (and math.isfinite() overflows on one past float range).
+    return _integer(value) or (isinstance(value, float) and math.isfinite(value))
 
 
 def _integer(value: object) -> bool:
@@ -233,7 +251,72 @@ def _parse_step(entry: object, index: int, duration_s: float, source: str, text:
         fields["count"] = _whole(entry, "count", 1, MAX_COUNT, False, fail)
     elif action == "storage.fill":
         fields["free_bytes"] = _whole(entry, "free_bytes", 0, MAX_FREE_BYTES, True, fail)
+    elif action == "battery.set":
+        fields["percent"] = _real(entry, "percent", 0.0, 100.0, True, "a level in %", fail)
+    elif action == "battery.drain":
+        fields["rate_pct_per_min"] = _real(entry, "rate_pct_per_min", 0.0, MAX_DRAIN_PCT_PER_MIN, False,
+                                           "a drain in % per minute (leave it out for the per-state model)", fail)
+    elif action == "clock.jump":
+        fields["delta_s"] = _real(entry, "delta_s", -MAX_CLOCK_JUMP_S, MAX_CLOCK_JUMP_S, True,
+                                  "seconds the wall clock moves (negative: back)", fail,
+                                  f"within a decade either way, ±{MAX_CLOCK_JUMP_S}")
+    elif action == "clock.set":
+        fields["utc_us"] = _utc_us(entry, fail)
     return Step(float(t_s), action, **fields)
+
+
+def _real(entry: dict, key: str, low: float, high: float, required: bool, what: str, fail,
+          span: str | None = None) -> float | None:
+    value = _bounded(entry, key, low, high, required, _number, f"{what}, {span or f'{low:g}..{high:g}'}", fail)
+    return None if value is None else float(value)
+
+
+def _utc_us(entry: dict, fail) -> int:
+    """clock.set's utc: an RFC 3339 string or a TOML offset date-time, as µs since the epoch.
+    A time without an offset is refused: it names no instant, and guessing the zone would
+    move the device's clock by hours."""
+    value = entry.get("utc")
+    need = 'clock.set needs utc = an RFC 3339 time with an offset, like "2026-03-01T12:00:00Z"'
+    if isinstance(value, str):
+        stamp = _parse_rfc3339(value)
+        if stamp is None:
+            raise fail("utc", f"{need}; got {value!r}")
+    elif isinstance(value, dt.datetime):
+        if value.utcoffset() is None:
+            raise fail("utc", f"{need}; {value.isoformat()} has no offset (add Z for UTC)")
+        stamp = value
+    else:
+        raise fail("utc" if "utc" in entry else None, f"{need}; got {value!r}")
+    try:
+        utc_us = _epoch_us(stamp)
+    except OverflowError:
+        utc_us = -1
+    if not MIN_UTC_US <= utc_us <= MAX_UTC_US:
+        raise fail("utc", f"clock.set needs utc from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z; got {value!r}")
+    return utc_us
+
+
+def _parse_rfc3339(text: str) -> dt.datetime | None:
+    match = _RFC3339.fullmatch(text)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m = match.groups()
+    if off_m is not None and int(off_m) > 59:
+        return None
+    try:
+        offset = dt.timedelta(0) if zulu else (1 if sign == "+" else -1) * dt.timedelta(
+            hours=int(off_h), minutes=int(off_m))
+        zone = dt.timezone(offset)    # refuses offsets of 24 h or more
+        # Digits past the µs are cut, not rounded: the clock reads whole µs.
+        micro = int((fraction or "").ljust(6, "0")[:6])
+        return dt.datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micro, zone)
+    except ValueError:   # month 13, 25:00, a leap second (:60), offset +24:00 ...
+        return None
+
+
+def _epoch_us(stamp: dt.datetime) -> int:
+    delta = stamp - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def _choice(entry: dict, key: str, choices: tuple[str, ...], default: str | None, fail) -> str:
@@ -246,12 +329,16 @@ def _choice(entry: dict, key: str, choices: tuple[str, ...], default: str | None
 
 
 def _whole(entry: dict, key: str, low: int, high: int, required: bool, fail) -> int | None:
+    return _bounded(entry, key, low, high, required, _integer, f"a whole number, {low}..{high}", fail)
+
+
+def _bounded(entry: dict, key: str, low, high, required: bool, kind, what: str, fail):
+    """entry[key] if it is of `kind` within low..high; None if absent and optional."""
     if key not in entry and not required:
         return None
     value = entry.get(key)
-    if not _integer(value) or not low <= value <= high:
-        raise fail(key if key in entry else None,
-                   f"{entry['do']} needs {key} = a whole number, {low}..{high}; got {value!r}")
+    if not kind(value) or not low <= value <= high:
+        raise fail(key if key in entry else None, f"{entry['do']} needs {key} = {what}; got {value!r}")
     return value
 
 

@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--source", metavar="VIDEO", help="play this video file through the simulated camera")
     s.add_argument("--realtime", action="store_true", help="run on the wall clock instead of the virtual clock")
     s.add_argument("--storage", metavar="DIR", help="evidence directory (default DEVICE_DIR/storage)")
+    s.add_argument("--trace", metavar="FILE", help="(sim) write what the simulated world saw and heard, "
+                   "one JSON line per LED change, vibration, tone, sound and state change")
 
     s = sub.add_parser("verify", help="check footage with the device's public key")
     s.add_argument("storage", metavar="STORAGE_DIR")

@@ -51,6 +51,9 @@ def run_command(args) -> int:
         check_signing_key(args.device, identity)
         policy = load_policy(os.path.join(args.device, "policy.toml"))
         if args.hal == "pi":
+            if getattr(args, "trace", None):
+                print("bwc run: --trace is for --hal sim (the simulated world is what it traces)", file=sys.stderr)
+                return EXIT_USAGE
             return _run_pi(args, identity, policy)
         return _run_sim(args, identity, policy)
     finally:
@@ -67,12 +70,36 @@ def _run_sim(args, identity: Identity, policy) -> int:
         return EXIT_USAGE
     from simulator.camera import SourceVideoError
     from simulator.runner import run_scenario
+    from simulator.trace import Trace
+    trace_path = getattr(args, "trace", None)
+    trace_file = None
+    if trace_path:
+        # Opened before the run: a path that cannot be written is a usage error now, not
+        # after a long --realtime session.
+        try:
+            trace_file = open(trace_path, "w", encoding="utf-8")
+        except OSError as exc:
+            print(f"bwc run: --trace {trace_path}: cannot write ({exc.strerror or exc})", file=sys.stderr)
+            return EXIT_USAGE
     try:
-        result = run_scenario(scenario, identity, policy, args.device, storage, args.source, args.realtime)
-    except SourceVideoError as exc:
-        print(f"bwc run: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        try:
+            result = run_scenario(scenario, identity, policy, args.device, storage, args.source, args.realtime,
+                                  trace=Trace() if trace_file else None)
+        except SourceVideoError as exc:
+            print(f"bwc run: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        if trace_file is not None:
+            try:
+                count = result.trace.write(trace_file)
+            except OSError as exc:
+                print(f"bwc run: --trace {trace_path}: cannot write ({exc.strerror or exc})", file=sys.stderr)
+                return EXIT_FAILED
+    finally:
+        if trace_file is not None:
+            trace_file.close()
     _report(result, scenario, storage)
+    if trace_file is not None:
+        print(f"trace: {count} line{'s' * (count != 1)} written to {trace_path}")
     return EXIT_FAILED if any(i.failure is not None for i in result.instances) else EXIT_OK
 
 

@@ -6,12 +6,14 @@ policy.toml and a scenario's [policy]: random TOML documents, random values per 
 device.json: random JSON, near-valid identities with one member replaced, deep nesting.
 Key files and device.key: random bytes, and random text after a valid prefix.
 pi.toml: random TOML documents, random values per key.
+Scenario steps: every `do`, random values for each of its keys and for keys it does not take.
 
 Strategies lean on the values at and around every bound the parsers check, so that
 with a modest number of examples each check is reached in every run.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import os
@@ -32,6 +34,7 @@ from device.ringbuffer import PreEventBuffer
 from hal.filekeystore import FileKeyStore, KeyStoreError
 from hal.inputs import RECORD_BUTTON
 from hal.pi.config import PiBoardConfig
+from simulator.scenario import ACTIONS, STEP_KEYS, parse_scenario
 from tools.pi_main import load_pi_config
 
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -75,6 +78,8 @@ values_of = {"triggers": st.one_of(trigger_tables, toml_values)}
 def toml_value(value: object) -> str:
     """`value` as TOML source (inline tables and arrays; strings JSON-escaped, which TOML
     mostly shares: where it does not, the document is simply invalid TOML, a case too)."""
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
@@ -341,3 +346,52 @@ def test_every_pi_toml_key_takes_a_board_config_or_refuses_it(key, data):
                        st.one_of(numbers, toml_values, st.integers(0, 30)), max_size=4))
 def test_pi_toml_documents_give_a_board_config_or_a_config_error(table):
     pi_config_or_error(table)
+
+
+# --- scenario steps ---------------------------------------------------------------------------
+
+STEP_KEY_NAMES = sorted({key for keys_ in STEP_KEYS.values() for key in keys_})
+# TOML's own date and time values, which only clock.set takes (and only with an offset).
+toml_times = st.one_of(
+    st.datetimes(min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30),
+                 timezones=st.one_of(st.none(), st.just(dt.timezone.utc),
+                                     st.integers(-1439, 1439).map(lambda m: dt.timezone(dt.timedelta(minutes=m))))),
+    st.dates(), st.times())
+rfc3339_like = st.one_of(
+    st.text(alphabet="0123456789-:.TtZz+ ", max_size=32),
+    st.datetimes(min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30),
+                 timezones=st.just(dt.timezone.utc)).map(lambda d: d.isoformat().replace("+00:00", "Z")))
+step_values = st.one_of(numbers, toml_values, toml_times, rfc3339_like)
+
+
+def step_or_error(action: str, table: dict) -> None:
+    text = "duration_s = 60\n[[at]]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in table.items())
+    try:
+        scenario = parse_scenario(text, "s.toml")
+    except ConfigError as exc:
+        one_line(exc)
+        assert str(exc).startswith("s.toml")
+        return
+    (step,) = scenario.steps
+    assert step.action == action and 0 <= step.t_s <= 60
+    unknown = set(table) - {"t_s", "do", *STEP_KEYS[action]}
+    assert not unknown, f"accepted keys {action} does not take: {unknown}"
+    for name in ("percent", "rate_pct_per_min", "delta_s", "hold_s"):
+        value = getattr(step, name)
+        assert value is None or (isinstance(value, float) and math.isfinite(value)), (name, value)
+    if action == "clock.set":
+        assert isinstance(step.utc_us, int) and step.utc_us >= 0
+    if action == "battery.set":
+        assert 0 <= step.percent <= 100
+
+
+@pytest.mark.parametrize("action", [a for a in ACTIONS if a != "power.restore"])
+@PER_KEY
+@given(data=st.data())
+def test_every_step_takes_sane_values_or_refuses_them_on_one_line(action, data):
+    keys_ = data.draw(st.lists(st.sampled_from(STEP_KEY_NAMES), unique=True, max_size=3))
+    table = {"t_s": data.draw(st.one_of(st.floats(0, 60), numbers)), "do": action}
+    for key in (*STEP_KEYS[action], *keys_):
+        if data.draw(st.booleans()):
+            table[key] = data.draw(step_values)
+    step_or_error(action, table)

@@ -1,7 +1,9 @@
-"""Scenario files (simulator/scenario.py, docs/scenarios.md): the storage and power steps,
-and bad input of every kind refused as one ConfigError naming file, line and key (SEC-3)."""
+"""Scenario files (simulator/scenario.py, docs/scenarios.md): the storage, power, camera,
+microphone, battery and clock steps, every step round-tripping through TOML, and bad input
+of every kind refused as one ConfigError naming file, line and key (SEC-3)."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 
@@ -13,8 +15,9 @@ from hypothesis import strategies as st
 from device.config import ConfigError, Policy
 from simulator.pattern import overlay_code, read_frame, render_frame, strip_height_px
 from simulator.scenario import (
-    ACTIONS, BITRATE_BPS, KEYFRAME_INTERVAL_S, MAX_FPS, MAX_HEIGHT_PX, MAX_WIDTH_PX, MIN_HEIGHT_PX,
-    MIN_WIDTH_PX, STEP_KEYS, Scenario, parse_scenario,
+    ACTIONS, BITRATE_BPS, KEYFRAME_INTERVAL_S, MAX_CLOCK_JUMP_S, MAX_DRAIN_PCT_PER_MIN, MAX_FPS,
+    MAX_HEIGHT_PX, MAX_UTC_US, MAX_WIDTH_PX, MIN_HEIGHT_PX, MIN_WIDTH_PX, STEP_KEYS, Scenario, Step,
+    parse_scenario,
 )
 from simulator.simfs import CUT_MODES, ERRNOS, OPS
 
@@ -43,6 +46,26 @@ def test_storage_and_power_steps_parse_with_their_keys():
     assert (s[1].errno, s[1].op, s[1].after_bytes, s[1].count) == ("EIO", "any", None, None)
     assert s[3].free_bytes == 0
     assert (s[4].mode, s[6].mode) == ("tear", "drop")   # tear is the default
+
+
+def test_world_steps_parse_with_their_keys():
+    scenario = parse_scenario(steps(
+        't_s = 1\ndo = "camera.disconnect"', 't_s = 2\ndo = "camera.reconnect"',
+        't_s = 3\ndo = "mic.fail"', 't_s = 4\ndo = "mic.heal"',
+        't_s = 5\ndo = "battery.set"\npercent = 4.5', 't_s = 6\ndo = "battery.drain"\nrate_pct_per_min = 2',
+        't_s = 7\ndo = "battery.drain"',
+        't_s = 8\ndo = "clock.jump"\ndelta_s = -3600', 't_s = 9\ndo = "clock.set"\nutc = "2026-03-01T12:00:00Z"',
+        't_s = 10\ndo = "clock.set"\nutc = 2026-03-01T13:00:00.25+01:00',
+        't_s = 11\ndo = "clock.set"\nutc = "2026-03-01 07:00:00.123456789-05:00"',
+    ), SOURCE)
+    s = scenario.steps
+    assert [x.action for x in s[:4]] == ["camera.disconnect", "camera.reconnect", "mic.fail", "mic.heal"]
+    assert (s[4].percent, s[5].rate_pct_per_min, s[6].rate_pct_per_min) == (4.5, 2.0, None)
+    assert s[7].delta_s == -3600.0
+    noon_us = 1_772_366_400 * 1_000_000   # 2026-03-01T12:00:00Z
+    assert s[8].utc_us == noon_us
+    assert s[9].utc_us == noon_us + 250_000          # a TOML date-time with its offset
+    assert s[10].utc_us == noon_us + 123_456         # digits past the µs are cut, not rounded
 
 
 def test_steps_at_one_time_keep_their_file_order():
@@ -78,6 +101,8 @@ BAD = {
     "fps bool": (HEAD + "[camera]\nfps = true\n", "fps = true", ["camera.fps"]),
     "duration_s inf": ("duration_s = inf\n", "duration_s", ["duration_s"]),
     "t_s nan": (steps('t_s = nan\ndo = "button.press"'), "t_s = nan", ["t_s", "finite", "[[at]] #1"]),
+    "t_s past float range": (steps('t_s = ' + '1' + '0' * 400 + '\ndo = "button.press"'), "t_s", ["t_s", "[[at]] #1"]),
+    "percent past float range": (steps('t_s = 1\ndo = "battery.set"\npercent = ' + '9' * 400), "percent", ["percent"]),
     "hold_s inf": (steps('t_s = 1\ndo = "button.hold"\nhold_s = inf'), "hold_s", ["hold_s"]),
     "policy number nan": (HEAD + "[policy]\nbuffer_max_mib = nan\n", "buffer_max_mib", ["buffer_max_mib", "finite"]),
     "policy number inf": (HEAD + "[policy]\nbuffer_max_mib = inf\n", "buffer_max_mib", ["buffer_max_mib", "finite"]),
@@ -100,6 +125,28 @@ BAD = {
     "power.cut bad mode": (steps('t_s = 1\ndo = "power.cut"\nmode = "yank"'), "mode", ["mode", "'yank'", "drop", "tear"]),
     "power.restore without a cut": (steps('t_s = 1\ndo = "power.restore"'), 'do = "power.restore"', ["power.restore", "power is on"]),
     "power.cut twice": (steps('t_s = 1\ndo = "power.cut"', 't_s = 2\ndo = "power.cut" # again'), "# again", ["already off", "[[at]] #2"]),
+    "battery.set without percent": (steps('t_s = 1\ndo = "battery.set"'), "[[at]]", ["percent", "0..100"]),
+    "battery.set over 100": (steps('t_s = 1\ndo = "battery.set"\npercent = 100.5'), "percent", ["percent", "100.5"]),
+    "battery.set text": (steps('t_s = 1\ndo = "battery.set"\npercent = "full"'), "percent", ["percent", "'full'"]),
+    "battery.set bool": (steps('t_s = 1\ndo = "battery.set"\npercent = true'), "percent", ["percent"]),
+    "battery.drain negative": (steps('t_s = 1\ndo = "battery.drain"\nrate_pct_per_min = -1'), "rate_pct_per_min", ["rate_pct_per_min", "0..100"]),
+    "battery.drain nan": (steps('t_s = 1\ndo = "battery.drain"\nrate_pct_per_min = nan'), "rate_pct_per_min", ["rate_pct_per_min", "finite"]),
+    "battery.drain with percent": (steps('t_s = 1\ndo = "battery.drain"\npercent = 5'), "percent", ["'percent'", "battery.drain"]),
+    "clock.jump without delta_s": (steps('t_s = 1\ndo = "clock.jump"'), "[[at]]", ["delta_s"]),
+    "clock.jump a century": (steps('t_s = 1\ndo = "clock.jump"\ndelta_s = 3.2e9'), "delta_s", ["delta_s", "±315360000", "3200000000"]),
+    "clock.jump text": (steps('t_s = 1\ndo = "clock.jump"\ndelta_s = "1h"'), "delta_s", ["delta_s", "'1h'"]),
+    "clock.set without utc": (steps('t_s = 1\ndo = "clock.set"'), "[[at]]", ["utc", "RFC 3339"]),
+    "clock.set naive TOML time": (steps('t_s = 1\ndo = "clock.set"\nutc = 2026-03-01T12:00:00'), "utc", ["no offset", "Z"]),
+    "clock.set naive string": (steps('t_s = 1\ndo = "clock.set"\nutc = "2026-03-01T12:00:00"'), "utc", ["offset", "'2026-03-01T12:00:00'"]),
+    "clock.set a date": (steps('t_s = 1\ndo = "clock.set"\nutc = 2026-03-01'), "utc", ["utc", "RFC 3339"]),
+    "clock.set month 13": (steps('t_s = 1\ndo = "clock.set"\nutc = "2026-13-01T00:00:00Z"'), "utc", ["utc"]),
+    "clock.set leap second": (steps('t_s = 1\ndo = "clock.set"\nutc = "2016-12-31T23:59:60Z"'), "utc", ["utc"]),
+    "clock.set offset minutes 75": (steps('t_s = 1\ndo = "clock.set"\nutc = "2026-03-01T12:00:00+01:75"'), "utc", ["utc"]),
+    "clock.set before 1970": (steps('t_s = 1\ndo = "clock.set"\nutc = "1969-12-31T23:59:59Z"'), "utc", ["1970"]),
+    "clock.set past 9999 in UTC": (steps('t_s = 1\ndo = "clock.set"\nutc = 9999-12-31T23:00:00-05:00'), "utc", ["9999"]),
+    "clock.set unicode digits": (steps('t_s = 1\ndo = "clock.set"\nutc = "\u0662026-03-01T12:00:00Z"'), "utc", ["utc"]),
+    "camera.disconnect with a key": (steps('t_s = 1\ndo = "camera.disconnect"\nname = "x"'), "name", ["'name'", "camera.disconnect"]),
+    "mic.fail with a key": (steps('t_s = 1\ndo = "mic.fail"\ncount = 1'), "count", ["'count'", "mic.fail"]),
     "nested too deeply": (HEAD + "x = " + "[" * 5000 + "]" * 5000 + "\n", None, ["nested"]),
 }
 
@@ -140,6 +187,15 @@ _VALID = {
     "hold_s": st.floats(0.01, 600), "name": st.sampled_from(["holster", "light_bar", "record", "Bad"]),
     "mode": st.sampled_from(CUT_MODES), "errno": st.sampled_from(sorted(ERRNOS)), "op": st.sampled_from(OPS),
     "after_bytes": st.integers(0, 2**41), "count": st.integers(0, 5), "free_bytes": st.integers(-1, 2**51),
+    "percent": st.floats(-1, 101), "rate_pct_per_min": st.floats(-1, 101),
+    "delta_s": st.floats(-2 * MAX_CLOCK_JUMP_S, 2 * MAX_CLOCK_JUMP_S),
+    "utc": st.one_of(
+        st.datetimes(min_value=dt.datetime(1960, 1, 1), max_value=dt.datetime(9999, 12, 31),
+                     timezones=st.one_of(st.none(), st.just(dt.timezone.utc), st.builds(
+                         lambda minutes: dt.timezone(dt.timedelta(minutes=minutes)), st.integers(-1439, 1439)))),
+        st.datetimes(min_value=dt.datetime(1960, 1, 1), timezones=st.just(dt.timezone.utc)).map(
+            lambda d: d.isoformat().replace("+00:00", "Z")),
+        st.text(alphabet="0123456789-:.TZz+ ", max_size=30)),
 }
 
 
@@ -178,6 +234,8 @@ _DOCUMENT = st.one_of(_document(junk=False), _document(junk=True))
 
 
 def _toml_value(value) -> str:
+    if isinstance(value, dt.datetime):
+        return value.isoformat()   # a TOML date-time literal, local (naive) or with its offset
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
@@ -217,6 +275,16 @@ def _assert_sane(scenario: Scenario) -> None:
             assert step.count is None or step.count >= 1
         if step.action == "storage.fill":
             assert step.free_bytes is not None and step.free_bytes >= 0
+        if step.action == "battery.set":
+            assert step.percent is not None and 0 <= step.percent <= 100
+        if step.action == "battery.drain":
+            assert step.rate_pct_per_min is None or 0 <= step.rate_pct_per_min <= MAX_DRAIN_PCT_PER_MIN
+        if step.action == "clock.jump":
+            assert math.isfinite(step.delta_s) and abs(step.delta_s) <= MAX_CLOCK_JUMP_S
+        if step.action == "clock.set":
+            assert isinstance(step.utc_us, int) and 0 <= step.utc_us <= MAX_UTC_US
+        else:
+            assert step.utc_us is None
         if step.action == "power.cut":
             assert powered and step.mode in CUT_MODES
             powered = False
@@ -255,3 +323,79 @@ def test_arbitrary_unicode_never_escapes_as_another_exception(text):
     scenario = _parse_or_config_error(text)
     if scenario is not None:
         _assert_sane(scenario)
+
+
+# -- every step round-trips: written as TOML, read back as the same Step --------------------------
+
+_UTC_US = st.integers(0, MAX_UTC_US)
+_FIELDS = {   # what each step's keys may hold when valid, as Step fields
+    "button.hold": {"hold_s": st.floats(1e-6, 600)},
+    "trigger.on": {"name": st.from_regex(r"[a-z][a-z0-9_]{0,31}", fullmatch=True).filter(lambda n: n != "record")},
+    "power.cut": {"mode": st.sampled_from(CUT_MODES)},
+    "storage.fail": {"errno": st.sampled_from(sorted(ERRNOS)), "op": st.sampled_from(OPS),
+                     "after_bytes": st.one_of(st.none(), st.integers(0, 2**40)),
+                     "count": st.one_of(st.none(), st.integers(1, 1_000_000))},
+    "storage.fill": {"free_bytes": st.integers(0, 2**50)},
+    "battery.set": {"percent": st.floats(0, 100)},
+    "battery.drain": {"rate_pct_per_min": st.one_of(st.none(), st.floats(0, MAX_DRAIN_PCT_PER_MIN))},
+    "clock.jump": {"delta_s": st.floats(-MAX_CLOCK_JUMP_S, MAX_CLOCK_JUMP_S)},
+    "clock.set": {"utc_us": _UTC_US},
+}
+_FIELDS["trigger.off"] = _FIELDS["trigger.on"]
+
+
+def _utc_text(utc_us: int, minutes: int, as_string: bool) -> str:
+    """utc_us written with a UTC offset of `minutes`, as a TOML string or date-time literal."""
+    zone = dt.timezone(dt.timedelta(minutes=minutes))
+    local = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(microseconds=utc_us)
+    try:
+        text = local.astimezone(zone).isoformat()
+    except OverflowError:   # the offset pushes the local time past year 9999 or before year 1
+        text = local.isoformat()
+    return json.dumps(text) if as_string else text
+
+
+def _step_toml(step: Step, minutes: int, as_string: bool) -> str:
+    lines = [f"t_s = {step.t_s!r}", f"do = {json.dumps(step.action)}"]
+    for key in STEP_KEYS[step.action]:
+        if key == "utc":
+            lines.append(f"utc = {_utc_text(step.utc_us, minutes, as_string)}")
+        elif getattr(step, key) is not None:
+            lines.append(f"{key} = {_toml_value(getattr(step, key))}")
+    return "\n".join(lines)
+
+
+_STEPS = st.sampled_from(ACTIONS).flatmap(lambda action: st.builds(
+    Step, t_s=st.floats(0, 60), action=st.just(action), **_FIELDS.get(action, {})))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_STEPS, st.integers(-1439, 1439), st.booleans())
+def test_every_step_round_trips_through_toml(step, offset_minutes, utc_as_string):
+    # A restore needs a cut before it; the cut at 0 s sorts first.
+    before = '[[at]]\nt_s = 0\ndo = "power.cut"\n' if step.action == "power.restore" else ""
+    text = f"{HEAD}{before}[[at]]\n{_step_toml(step, offset_minutes, utc_as_string)}\n"
+    parsed = parse_scenario(text, SOURCE).steps[-1]
+    assert parsed == step
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(alphabet="0123456789-:.TtZz+ ", max_size=32), st.text(max_size=32),
+                 st.datetimes(timezones=st.just(dt.timezone.utc)).map(lambda d: d.isoformat())))
+def test_clock_set_takes_a_valid_rfc3339_time_or_refuses_it_on_one_line(text):
+    try:
+        step = parse_scenario(steps(f't_s = 1\ndo = "clock.set"\nutc = {json.dumps(text, ensure_ascii=False)}'), SOURCE).steps[0]
+    except ConfigError as exc:
+        message = str(exc)
+        # Ours name the line as "line 6:", TOML's own as "(at line 6, column N)".
+        assert message.startswith(SOURCE) and "line 6" in message and "\n" not in message, message
+        return
+    # Accepted: Python's own ISO parser agrees on the instant, to the µs.
+    normal = text.replace("Z", "+00:00").replace("z", "+00:00").replace("t", "T")
+    if "." in normal:
+        head, rest = normal.split(".", 1)
+        digits = rest[:len(rest) - len(rest.lstrip("0123456789"))]
+        normal = f"{head}.{digits[:6].ljust(6, '0')}{rest[len(digits):]}"
+    expected = dt.datetime.fromisoformat(normal)
+    assert expected.utcoffset() is not None
+    assert step.utc_us == (expected - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)) // dt.timedelta(microseconds=1)
