@@ -45,7 +45,7 @@ class FragmentScanner:
             take = min(need - len(self._pending), len(view) - pos)
             self._pending += view[pos:pos + take]
             pos += take
-            if len(self._pending) < need:
+            if len(self._pending) < self._box_bytes_needed():   # e.g. a 64-bit size follows
                 continue
             size, kind, header = self._parse_header()
             if kind == b"moof" and len(self._pending) < size:
