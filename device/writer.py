@@ -77,6 +77,7 @@ class SegmentWriter:
         self._critical: str | None = None
         self._death: tuple[BaseException, str | None] | None = None
         self._started = self._closing = False
+        self._restart_lock = threading.Lock()
         self._thread = self._new_thread(self._run)
 
     def _new_thread(self, target: Callable[[], None]) -> threading.Thread:
@@ -144,11 +145,12 @@ class SegmentWriter:
         as a firmware fault would: the segment stays cut short at that checkpoint, a
         signed `fault` entry (kind `firmware`) says so, and on_failure is called.
         Queued items are kept; packets queued for the ended event are dropped."""
-        if not self._started or self._closing or self._thread.is_alive():
-            return False
-        self._thread = self._new_thread(self._run_after_restart)
-        self._thread.start()
-        return True
+        with self._restart_lock:   # two watchdogs racing must not start two threads
+            if not self._started or self._closing or self._thread.is_alive():
+                return False
+            self._thread = self._new_thread(self._run_after_restart)
+            self._thread.start()
+            return True
 
     # -- writer thread ------------------------------------------------------------
     def _run_after_restart(self) -> None:
