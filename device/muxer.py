@@ -1,16 +1,24 @@
 """Packets in, fragmented MP4 bytes out (SEG-5), with PyAV's MP4 muxer.
 
-A fragment is cut every `fragment_us` of video and at keyframes; each cut comes out
-as complete moof+mdat bytes, so every flush of the writer ends on a fragment
-boundary and any prefix of flushes is a playable file.
+A fragment is cut every `fragment_us` of each track and at video keyframes; each cut
+comes out as complete moof+mdat bytes, so every flush of the writer ends on a
+fragment boundary and any prefix of flushes is a playable file. FFmpeg cuts on each
+track's own duration, so while the camera delivers nothing the audio alone still
+comes out about once per `fragment_us` (FLT-1).
+
+What the muxer has *delivered* lags what it was given (FFmpeg's interleaving queue
+and the open fragment): `delivered(kind)` reads the output's `moof` boxes
+(device/fragment_scan.py) to say exactly which samples are in the bytes taken so far.
 """
 from __future__ import annotations
 
+from collections import deque
 from datetime import datetime, timezone
 from fractions import Fraction
 
 import av
 
+from device.fragment_scan import FragmentScanner
 from hal.media import AudioFormat, MediaPacket, VideoFormat
 
 MICROSECONDS = Fraction(1, 1_000_000)
@@ -62,6 +70,12 @@ class FragmentMuxer:
                 "aac", rate=audio.sample_rate_hz, layout="mono" if audio.channels == 1 else "stereo")
             self._audio.codec_context.bit_rate = audio.bitrate_bps
         self._last_dts = {"video": -1, "audio": -1}
+        # FFmpeg numbers MP4 tracks in stream order from 1 (movenc: track_id = index + 1).
+        self._kind_of_track = {1: "video", 2: "audio"}
+        self._scanner = FragmentScanner()
+        # (pts_us, end_us) of each muxed sample not yet seen in the output, oldest first.
+        self._undelivered: dict[str, deque[tuple[int, int]]] = {"video": deque(), "audio": deque()}
+        self._delivered: dict[str, tuple[int, int] | None] = {"video": None, "audio": None}
 
     def add(self, packet: MediaPacket, pts_us: int) -> bool:
         """Mux one packet at `pts_us` after the segment start; False if it was dropped."""
@@ -75,12 +89,35 @@ class FragmentMuxer:
         pkt.pts = pkt.dts = pts_us
         pkt.duration = packet.duration_us
         pkt.is_keyframe = packet.keyframe
+        self._undelivered[packet.kind].append((pts_us, pts_us + packet.duration_us))
         self._container.mux_one(pkt)
         return True
 
     def take_output(self) -> bytes:
-        return self._sink.take()
+        """The bytes produced since the last call: whole fragments (or nothing)."""
+        return self._account(self._sink.take())
 
     def close(self) -> bytes:
+        """Flush everything still held and end the file; the rest of the bytes."""
         self._container.close()
-        return self._sink.take()
+        return self._account(self._sink.take())
+
+    def delivered(self, kind: str) -> tuple[int, int] | None:
+        """(pts_us, end_us) of the newest `kind` sample in the bytes taken so far."""
+        return self._delivered[kind]
+
+    def undelivered(self, kind: str) -> int:
+        """How many `kind` samples were muxed but are not in the bytes taken so far."""
+        return len(self._undelivered[kind])
+
+    def _account(self, data: bytes) -> bytes:
+        if data:
+            for track, count in self._scanner.feed(data).items():
+                kind = self._kind_of_track.get(track)
+                pending = self._undelivered.get(kind)
+                if pending is None or count > len(pending):
+                    raise RuntimeError(f"muxer output holds {count} samples of track {track}, "
+                                       f"{0 if pending is None else len(pending)} were muxed")
+                for _ in range(count):
+                    self._delivered[kind] = pending.popleft()
+        return data

@@ -11,85 +11,52 @@ import json
 import logging
 import queue
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Callable
 
 from nacl.public import PublicKey
 from nacl.signing import SigningKey
 
 from device.chainstate import ChainState
-from device.config import FIRMWARE_VERSION, Identity, Policy
+from device.config import Identity, Policy
 from device.evidence.audit import AuditLog
 from device.evidence.format import CHUNK_KIND_MEDIA, CHUNK_KIND_METADATA, segment_file_name
 from device.evidence.segment_file import SegmentFile
 from device.muxer import FragmentMuxer
+from device.storage_reserve import reserve_bytes
+from device.writer_event import OpenEvent
+from device.writer_health import WriterHealth
+from device.writer_items import AuditEntry, EventStart, EventStop, Metadata, item_time_us
 from hal.keystore import KeyStore
 from hal.media import AudioFormat, MediaPacket, VideoFormat
 from hal.storage import Storage
-from device.storage_reserve import reserve_bytes
+
+__all__ = ["AuditEntry", "EventStart", "EventStop", "Metadata", "SegmentWriter"]
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class EventStart:
-    event_id: str
-    source: str
-    activation_monotonic_us: int
-    activation_utc_us: int
-    pre_event_s: float
-    packets: list[MediaPacket]   # from the pre-event buffer; starts with a keyframe
-
-
-@dataclass(frozen=True)
-class EventStop:
-    source: str
-    monotonic_us: int
-    utc_us: int
-
-
-@dataclass(frozen=True)
-class Metadata:
-    record_type: str
-    monotonic_us: int
-    fields: dict
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    entry_type: str
-    monotonic_us: int
-    utc_us: int
-    fields: dict
 
 
 _SHUTDOWN = object()
 
 
-class _OpenEvent:
-    """Writer-side state of the event being recorded."""
-
-    def __init__(self, start: EventStart, origin_monotonic_us: int) -> None:
-        self.start = start
-        self.origin_monotonic_us = origin_monotonic_us
-        self.origin_utc_us = start.activation_utc_us - (start.activation_monotonic_us - origin_monotonic_us)
-        self.segment: SegmentFile | None = None
-        self.muxer: FragmentMuxer | None = None
-        self.segment_start_us = origin_monotonic_us
-        self.segment_index = 0
-        # Newest muxed video frame: its start bounds intermediate checkpoints (frame
-        # durations are rounded, so start + duration may overshoot the next frame).
-        self.last_video_us = origin_monotonic_us
-        self.last_video_end_us = origin_monotonic_us
-
-
 class SegmentWriter:
+    """The writer thread and its queue.
+
+    Health signals for an in-process watchdog (FLT-5) are thread-safe reads:
+    `committed_us()`, `progress()`, `busy_since()`, `alive()`; `restart()` revives a
+    dead thread and `wait_idle(timeout_s)` waits for the queue to drain.
+    """
+
     def __init__(self, storage: Storage, keystore: KeyStore, signing_key: SigningKey,
                  identity: Identity, chain: ChainState, audit: AuditLog,
                  video: VideoFormat, audio: AudioFormat | None, policy: Policy,
                  on_committed: Callable[[int], None] = lambda t: None,
                  on_failure: Callable[[BaseException], None] = lambda e: None,
                  on_storage_full: Callable[[], None] = lambda: None) -> None:
+        """`on_committed(media_monotonic_us)`: called on the writer thread each time a
+        checkpoint made more video durable, with the start of the newest video frame
+        it covers (not called while only audio is being committed, FLT-1)."""
         self._storage, self._keystore, self._key = storage, keystore, signing_key
         self._identity, self._chain, self._audit = identity, chain, audit
         self._custodians = [PublicKey(k) for k in identity.custodian_public_keys]
@@ -97,50 +64,129 @@ class SegmentWriter:
         self._on_committed, self._on_failure = on_committed, on_failure
         self._on_storage_full = on_storage_full
         self._queue: queue.Queue = queue.Queue()
-        self._event: _OpenEvent | None = None
+        self._event: OpenEvent | None = None
         self._waiting_start: EventStart | None = None  # activated before the first keyframe
         self._stage = "idle"          # what the writer is doing, for fault entries
         self._now = (0, 0)            # (monotonic_us, utc_us) of the newest item: fault entries' time
         self._reserve_bytes = reserve_bytes(video, policy)
-        self._thread = threading.Thread(target=self._run, name="bwc-writer", daemon=True)
+        self._health = WriterHealth()
+        # Set while the writer is inside an operation that leaves its state half-done
+        # if interrupted (muxing, writing a segment or an audit line); None between
+        # them and while a callback runs. A thread that dies with it set cannot simply
+        # be resumed (see restart()).
+        self._critical: str | None = None
+        self._death: tuple[BaseException, str | None] | None = None
+        self._started = self._closing = False
+        self._restart_lock = threading.Lock()
+        self._thread = self._new_thread(self._run)
 
-    # -- called from other threads: only enqueue ----------------------------------
+    def _new_thread(self, target: Callable[[], None]) -> threading.Thread:
+        return threading.Thread(target=target, name="bwc-writer", daemon=True)
+
+    # -- called from other threads: only enqueue, or read health ---------------------
     def start(self) -> None:
+        self._started = True
         self._thread.start()
 
     def put(self, item: object) -> None:
         self._queue.put(item)
 
     def wait_idle(self, timeout_s: float | None = None) -> bool:
-        """Block until everything queued so far has been written (tests, power-cut drills);
-        False if `timeout_s` (real seconds) passed first: a stalled writer must not hang a
-        watchdog that waits for it."""
-        done = self._queue.all_tasks_done
-        with done:
-            return done.wait_for(lambda: not self._queue.unfinished_tasks, timeout_s)
+        """Block until everything queued so far has been handled (tests, power-cut
+        drills, a watchdog letting the writer catch up with virtual time). With
+        `timeout_s` (real seconds), give up after that long: True if the queue
+        drained, False if not (a stalled or dead writer never hangs the caller)."""
+        if timeout_s is None:
+            self._queue.join()
+            return True
+        with self._queue.all_tasks_done:
+            return self._queue.all_tasks_done.wait_for(lambda: not self._queue.unfinished_tasks, timeout_s)
 
     def close(self) -> None:
         """Finish everything queued, then stop the thread."""
+        self._closing = True
         self._queue.put(_SHUTDOWN)
         self._thread.join()
 
+    def committed_us(self) -> tuple[int | None, int | None]:
+        """(video, audio): the monotonic end (µs) of the newest video and audio frame of
+        the open event that a checkpoint has made durable (written and synced); None
+        for a track with nothing durable yet, and (None, None) with no event open.
+        During a camera loss the audio value keeps advancing, about once per
+        flush interval, while the video value stands still."""
+        return self._health.committed()
+
+    def progress(self) -> int:
+        """How many queued items the writer has finished so far (handled, or given up
+        on after an error). Goes up by about 80 a second while recording."""
+        return self._health.progress()
+
+    def busy_since(self) -> int | None:
+        """The monotonic time (µs) the item now being handled is about (a packet's
+        capture time, an event's press), or None when the writer is waiting for work.
+        Taken from the item itself, never from a clock: a monitor compares it with its
+        own clock, and a value that stays while progress() does not move is a stall."""
+        return self._health.busy_since()
+
+    def alive(self) -> bool:
+        """True while the writer thread runs (False before start() and once it ended)."""
+        return self._thread.is_alive()
+
+    def restart(self) -> bool:
+        """If the writer thread died (an exception that escaped it, e.g. a BaseException),
+        start a fresh thread on the same queue and state and return True. False if the
+        thread is alive, was never started, or was closed: never two threads at once.
+
+        What a restart may lose: the item being handled when the thread died (a packet,
+        a metadata record, an audit entry). If it died between operations (in a
+        callback such as on_committed), nothing else: the event continues in the same
+        segment. If it died in the middle of muxing or writing, the open segment cannot
+        be trusted beyond its last checkpoint, so the fresh thread first ends the event
+        as a firmware fault would: the segment stays cut short at that checkpoint, a
+        signed `fault` entry (kind `firmware`) says so, and on_failure is called.
+        Queued items are kept; packets queued for the ended event are dropped."""
+        with self._restart_lock:   # two watchdogs racing must not start two threads
+            if not self._started or self._closing or self._thread.is_alive():
+                return False
+            self._thread = self._new_thread(self._run_after_restart)
+            self._thread.start()
+            return True
+
     # -- writer thread ------------------------------------------------------------
+    def _run_after_restart(self) -> None:
+        death, self._death = self._death, None
+        if death is not None and death[1] is not None:
+            exc, critical = death
+            log.error("writer thread died while %s (%r); ending the open event at its last checkpoint",
+                      critical, exc)
+            self._storage_fault(exc, kind="firmware")
+            self._notify(self._on_failure, exc)
+        self._run()
+
     def _run(self) -> None:
         while True:
             item = self._queue.get()
+            self._health.begin(item_time_us(item))
             try:
                 if item is _SHUTDOWN:
                     return
                 self._handle(item)
             except OSError as exc:  # a storage fault: reported, never swallowed (FLT-2)
                 log.error("storage fault while %s: %s", self._stage, exc)
+                self._critical = None
                 self._storage_fault(exc)
                 self._notify(self._on_failure, exc)
             except Exception as exc:  # noqa: BLE001 - a bug must not kill the writer thread
                 log.exception("segment writer failed")
+                self._critical = None
                 self._storage_fault(exc, kind="firmware")
                 self._notify(self._on_failure, exc)
+            except BaseException as exc:
+                # Power loss (the simulator's PowerLost) or worse: this thread ends here.
+                self._death = (exc, self._critical)
+                raise
             finally:
+                self._health.finish()
                 self._queue.task_done()
 
     def _storage_fault(self, exc: BaseException, kind: str = "storage") -> None:
@@ -148,6 +194,7 @@ class SegmentWriter:
         last checkpoint whose write and sync both returned, a segment number once
         taken is never reused, and a signed fault entry says what was lost (§8)."""
         event, self._event, self._waiting_start = self._event, None, None
+        self._health.clear_committed()
         stage, self._stage = self._stage, "idle"
         segment = event.segment if event is not None else None
         if segment is not None and segment.closed:
@@ -202,6 +249,11 @@ class SegmentWriter:
         self._chain.save(self._keystore)
 
     def _handle(self, item: object) -> None:
+        self._critical = "handling"
+        self._dispatch(item)
+        self._critical = None
+
+    def _dispatch(self, item: object) -> None:
         if isinstance(item, MediaPacket):
             if self._event is not None:
                 self._add_packet(item)
@@ -235,7 +287,8 @@ class SegmentWriter:
             self._refuse_full(start)
             return
         origin_us = start.packets[0].timestamp_us
-        self._event = event = _OpenEvent(start, origin_us)
+        self._event = event = OpenEvent(start, origin_us)
+        self._health.clear_committed()
         self._chain.open_event = start.event_id
         self._open_segment(origin_us)
         self._stage = "audit"
@@ -267,20 +320,8 @@ class SegmentWriter:
         self._chain.next_seq, self._chain.open_seq = seq + 1, seq
         self._stage = "create"
         self._save_chain()
-        fields = {
-            "device_id": self._identity.device_id, "device_key": bytes(self._key.verify_key).hex(),
-            "firmware": FIRMWARE_VERSION, "seq": seq, "prev": self._chain.head, "audit_n": self._audit.next_n,
-            "event_id": event.start.event_id, "event_segment": event.segment_index,
-            "event_origin_utc_us": event.origin_utc_us,
-            "event_origin_monotonic_us": event.origin_monotonic_us,
-            "media_start_us": start_us - event.origin_monotonic_us,
-            "created_utc_us": event.origin_utc_us + (start_us - event.origin_monotonic_us),
-            "video": {"codec": self._video.codec, "width": self._video.width,
-                      "height": self._video.height, "fps": self._video.fps},
-            "audio": None if self._audio is None else {
-                "codec": self._audio.codec, "sample_rate_hz": self._audio.sample_rate_hz,
-                "channels": self._audio.channels},
-        }
+        fields = event.segment_fields(self._identity, bytes(self._key.verify_key).hex(), seq, self._chain.head,
+                                      self._audit.next_n, start_us, self._video, self._audio)
         out = self._storage.create(segment_file_name(seq))
         try:
             event.segment = SegmentFile(out, self._key, fields, self._custodians)
@@ -296,19 +337,38 @@ class SegmentWriter:
         event = self._event
         rest = event.muxer.close()
         self._stage = "closing"
-        cp = event.segment.close(rest, end_us - event.origin_monotonic_us)
+        cp = event.segment.close(rest, max(end_us - event.origin_monotonic_us,
+                                           event.segment.last_checkpoint.media_end_us))
         self._chain.head = {"seq": event.segment.seq, "hash": cp.hash.hex(), "chunks": cp.chunk_count}
         self._chain.open_seq = None
         self._save_chain()
         self._stage = "recording"
-        self._notify(self._on_committed, end_us)
+        self._note_committed()
+
+    def _note_committed(self) -> None:
+        """What the muxer has delivered is now on the card: publish it (committed_us)."""
+        event = self._event
+        ends = [None if (s := event.muxer.delivered(kind)) is None else s[1] + event.origin_monotonic_us
+                for kind in ("video", "audio")]
+        self._health.set_committed(*ends)
+
+    def _report_video(self, video_us: int) -> None:
+        """on_committed, only when committed video advanced."""
+        event = self._event
+        if event is not None and (event.reported_video_us is None or video_us > event.reported_video_us):
+            event.reported_video_us = video_us
+            self._notify(self._on_committed, video_us)
 
     def _notify(self, callback: Callable, value: object) -> None:
+        # Callbacks run only once the writer's state is whole again (the last step of
+        # handling an item), so a thread killed inside one can simply be restarted.
+        critical, self._critical = self._critical, None
         # An indicator fault must not be mistaken for a storage failure.
         try:
             callback(value)
         except Exception:  # noqa: BLE001 - logged; recording goes on
             log.exception("writer callback failed")
+        self._critical = critical
 
     def _utc(self, monotonic_us: int) -> int:
         event = self._event
@@ -317,32 +377,48 @@ class SegmentWriter:
     def _add_packet(self, packet: MediaPacket) -> None:
         event = self._event
         self._now = (packet.timestamp_us, self._utc(packet.timestamp_us))
+        committed_video_us = None   # for on_committed, once this packet is done
         if packet.kind == "video":
-            if (packet.keyframe and packet.timestamp_us - event.segment_start_us
-                    >= self._policy.segment_s * 1e6):
-                # SEG-1: the next segment starts exactly where this one ends.
+            if not event.video_may_continue(packet):
+                return
+            if event.awaiting_keyframe or (packet.keyframe and packet.timestamp_us - event.segment_start_us
+                                           >= self._policy.segment_s * 1e6):
+                # SEG-1: the next segment starts exactly where this one ends. After a
+                # gap it starts at the keyframe that ends the gap, however short the
+                # segment was; a gap longer than segment_s leaves the segment open
+                # until then (there is no keyframe to split at).
+                if event.awaiting_keyframe:
+                    log.info("video resumed at %d us after a gap of %d us; %d frame(s) before this "
+                             "keyframe dropped", packet.timestamp_us, packet.timestamp_us - event.last_video_end_us,
+                             event.gap_dropped_frames)
+                    event.awaiting_keyframe, event.gap_dropped_frames = False, 0
                 self._close_segment(packet.timestamp_us)
                 event.segment_index += 1
                 self._open_segment(packet.timestamp_us)
+                committed_video_us = packet.timestamp_us
             event.last_video_us = packet.timestamp_us
             event.last_video_end_us = packet.timestamp_us + packet.duration_us
         # Event-relative timestamps in every segment: audio captured just before a
         # segment's first frame but delivered after it still has a place there.
-        if not event.muxer.add(packet, packet.timestamp_us - event.origin_monotonic_us):
-            return
-        output = event.muxer.take_output()
-        if output:
-            if self._storage.free_bytes() - len(output) < self._reserve_bytes:
-                # FLT-2: what is left is the reserve that closes this segment cleanly.
+        if event.muxer.add(packet, packet.timestamp_us - event.origin_monotonic_us):
+            if packet.kind == "audio":
+                event.last_audio_end_us = packet.timestamp_us + packet.duration_us
+            output = event.muxer.take_output()
+            if output:
+                if self._storage.free_bytes() - len(output) < self._reserve_bytes:
+                    # FLT-2: what is left is the reserve that closes this segment cleanly.
+                    event.segment.add(CHUNK_KIND_MEDIA, output)
+                    self._stop_event(EventStop("storage", packet.timestamp_us, self._utc(packet.timestamp_us)),
+                                     reason="storage_full")
+                    self._notify(lambda _: self._on_storage_full(), None)
+                    return
+                self._stage = "recording"
                 event.segment.add(CHUNK_KIND_MEDIA, output)
-                self._stop_event(EventStop("storage", packet.timestamp_us, self._utc(packet.timestamp_us)),
-                                 reason="storage_full")
-                self._notify(lambda _: self._on_storage_full(), None)
-                return
-            self._stage = "recording"
-            event.segment.add(CHUNK_KIND_MEDIA, output)
-            event.segment.checkpoint(event.last_video_us - event.origin_monotonic_us)
-            self._notify(self._on_committed, event.last_video_us)
+                event.segment.checkpoint(event.checkpoint_media_end_us())
+                self._note_committed()
+                committed_video_us = event.last_video_us
+        if committed_video_us is not None:
+            self._report_video(committed_video_us)
 
     def _add_metadata(self, meta: Metadata) -> None:
         event = self._event
@@ -358,7 +434,12 @@ class SegmentWriter:
         self._now = (stop.monotonic_us, stop.utc_us)
         why = {} if reason is None else {"reason": reason}
         self._add_metadata(Metadata("deactivation", stop.monotonic_us, {"source": stop.source, **why}))
-        self._close_segment(event.last_video_end_us)
+        # The event ends with its last frame, audio included: a stop during a camera
+        # loss ends after the audio recorded since.
+        end_us = event.last_video_end_us
+        if event.last_audio_end_us is not None and event.last_audio_end_us > end_us:
+            end_us = event.last_audio_end_us
+        self._close_segment(end_us)
         cp = event.segment.last_checkpoint
         self._stage = "audit"
         self._audit.append("deactivation", stop.monotonic_us, stop.utc_us, source=stop.source,
@@ -368,3 +449,6 @@ class SegmentWriter:
         self._chain.open_event = None
         self._save_chain()
         self._stage = "idle"
+        self._health.clear_committed()
+        if event.reported_video_us is None or event.last_video_end_us > event.reported_video_us:
+            self._notify(self._on_committed, event.last_video_end_us)
