@@ -35,6 +35,23 @@ from simulator.source_frames import loop_period, open_source
 DEFAULT_CHUNK_S = 0.2
 
 
+def pass_start_index(origin_us: int, period_s: Fraction, rate_hz: int, n: int) -> int:
+    """Air index where pass n through the file (source time n * period) begins: the
+    first sample at or after that time, as SimAir.sample_index rounds."""
+    return math.ceil((Fraction(origin_us, 1_000_000) + n * period_s) * rate_hz)
+
+
+def pass_containing(index: int, origin_us: int, period_s: Fraction, rate_hz: int) -> int:
+    """The pass n with pass_start_index(n) <= index < pass_start_index(n + 1) (0 before
+    the origin)."""
+    n = math.floor((Fraction(index, rate_hz) - Fraction(origin_us, 1_000_000)) / period_s)
+    while pass_start_index(origin_us, period_s, rate_hz, n + 1) <= index:   # rounding at the edges
+        n += 1
+    while n > 0 and pass_start_index(origin_us, period_s, rate_hz, n) > index:
+        n -= 1
+    return max(0, n)
+
+
 def _mono_resampler(frame: av.AudioFrame, rate_hz: int) -> av.AudioResampler:
     """To the air's rate, planar float. Mono and stereo keep their channels (the caller
     takes their mean); more channels go through FFmpeg's mono downmix, which weighs
@@ -118,17 +135,10 @@ class SourceAudio:
     # -- the timeline --------------------------------------------------------------------
 
     def _pass_start(self, n: int) -> int:
-        """Air index where pass n of the file (source time n * period) begins."""
-        exact = (Fraction(self._origin_us, 1_000_000) + n * self.period_s) * self._rate
-        return math.ceil(exact)
+        return pass_start_index(self._origin_us, self.period_s, self._rate, n)
 
     def _pass_at(self, index: int) -> int:
-        n = math.floor((Fraction(index, self._rate) - Fraction(self._origin_us, 1_000_000)) / self.period_s)
-        while self._pass_start(n + 1) <= index:   # rounding at the boundaries
-            n += 1
-        while n > 0 and self._pass_start(n) > index:
-            n -= 1
-        return max(0, n)
+        return pass_containing(index, self._origin_us, self.period_s, self._rate)
 
     def _render(self, start: int, count: int) -> np.ndarray:
         """The soundtrack's samples for air indices [start, start + count)."""

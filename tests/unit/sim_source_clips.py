@@ -86,12 +86,13 @@ def best_lag(heard: np.ndarray, reference: np.ndarray, max_lag: int) -> tuple[in
     from -max_lag, i.e. reference[k] is the reference at heard index k - max_lag.
     """
     heard = heard.astype(np.float64)
+    reference = reference[: len(heard) + 2 * max_lag].astype(np.float64)
     n = len(heard)
-    best = (0, -2.0)
-    for lag in range(-max_lag, max_lag + 1):
-        ref = reference[max_lag - lag : max_lag - lag + n].astype(np.float64)
-        denom = np.linalg.norm(heard) * np.linalg.norm(ref)
-        score = float(heard @ ref / denom) if denom else 0.0
-        if score > best[1]:
-            best = (lag, score)
-    return best
+    # dots[k] = heard . reference[k : k + n], i.e. lag = max_lag - k.
+    dots = np.correlate(reference, heard, mode="valid")
+    energy = np.concatenate([[0.0], np.cumsum(reference * reference)])
+    window_norms = np.sqrt(energy[n:] - energy[:-n])
+    denom = np.linalg.norm(heard) * window_norms
+    scores = np.divide(dots, denom, out=np.zeros_like(dots), where=denom > 0)
+    k = int(np.argmax(scores))
+    return max_lag - k, float(scores[k])
