@@ -193,6 +193,10 @@ class SourceFrames:
         except StopIteration:
             return None
         except av.FFmpegError as exc:
+            if self._current is not None or self._ahead is not None:
+                # A damaged tail: this pass ends at the last good frame (which then
+                # lasts until the loop) rather than stopping the simulated world.
+                return None
             raise SourceVideoError(f"cannot decode source video {self._path!r}: {exc}") from exc
         t = _frame_time_s(frame, self._stream)
         if t is None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
-import av
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -19,7 +18,7 @@ from simulator.pattern import read_frame
 from simulator.source_audio import SourceAudio, pass_containing, pass_start_index
 from simulator.source_frames import SourceFrames, _Layout, loop_period
 from sim_source_clips import (
-    best_lag, chirp, coded_picture, read_clip_frame, resample_linear, write_clip,
+    best_lag, chirp, read_clip_frame, resample_linear, write_clip,
 )
 
 W, H = 320, 180
@@ -428,3 +427,21 @@ def test_every_air_sample_belongs_to_exactly_one_pass(origin_us, period_us, rate
         assert n == 0
     else:
         assert pass_start_index(origin_us, period_s, rate_hz, n) <= index < pass_start_index(origin_us, period_s, rate_hz, n + 1)
+
+
+def test_a_damaged_tail_holds_the_last_good_frame_and_keeps_looping(tmp_path):
+    """A transport stream cut off mid-way and followed by junk (a copy that failed):
+    the world keeps running, showing the clip up to the damage."""
+    good = tmp_path / "good.ts"
+    write_clip(good, list(range(50)), Fraction(1, 25))
+    data = good.read_bytes()
+    damaged = tmp_path / "damaged.ts"
+    damaged.write_bytes(data[: len(data) * 6 // 10] + bytes(range(256)) * 64)
+    clock = VirtualClock()
+    camera = SimCamera(clock, FMT, source_path=str(damaged))
+    shots = film(camera, clock, 6_000_000)
+    shown = [read_clip_frame(p, H) for _, p in shots]
+    assert len(shots) == 181 and shown[0] == 0
+    readable = [i for i in shown if i is not None]
+    assert readable and max(readable) < 50 and len(readable) > 0.8 * len(shown)
+    assert shown.count(0) >= 3   # it looped: frame 0 came round again
