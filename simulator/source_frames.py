@@ -156,10 +156,6 @@ class SourceFrames:
         self._layouts: dict[tuple, _Layout] = {}
         self._restart(0)
 
-    @property
-    def period_us(self) -> Fraction:
-        return self.period_s * 1_000_000
-
     # -- decoding forward ----------------------------------------------------------
 
     def _restart(self, pass_number: int, seek_to_s: Fraction | None = None) -> None:
