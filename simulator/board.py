@@ -20,6 +20,7 @@ from simulator.camera import SimCamera
 from simulator.indicators import SimIndicators
 from simulator.inputs import SimInputs
 from simulator.simfs import SimFS
+from simulator.source_audio import SourceAudio
 from simulator.trace import Trace
 
 
@@ -50,6 +51,8 @@ def build_sim_board(clock: Clock, device_dir: str, storage_dir: str, video: Vide
     fs = SimFS() if fs is None else fs
     air = SimAir(sample_rate_hz=audio.sample_rate_hz)
     camera = SimCamera(clock, video, source_path, constant_bitrate=constant_bitrate)
+    if source_path:  # the file's sound is in the room, heard with the speaker's (simulator/source_audio.py)
+        camera.attach_soundtrack(SourceAudio(clock, air, source_path))
     inputs = SimInputs(clock, (RECORD_BUTTON, *trigger_names), trace=trace)
     indicators = SimIndicators(clock, trace=trace)
     battery = SimBattery(clock) if battery is None else battery

@@ -1,5 +1,13 @@
 """Simulated camera: real H.264 from a burn-in pattern or a video file (SIM-1).
 
+With a video file the camera films the file's world: capture time t shows the
+source frame at source time t - t_origin, t_origin being the camera's first
+start() (simulator/source_frames.py maps time to frames and letterboxes). A
+soundtrack attached with attach_soundtrack() plays the file's audio into the air
+on the same timeline; it starts and stops with the camera, but a pulled cord
+(disconnect) does not silence it: the room keeps its sound whether or not the
+camera sees.
+
 Frames are captured on the clock: frame k after start() at
 t0 + round(k * 1e6 / fps), each callback scheduling the next, and each frame is
 encoded with libx264 and handed to the sink synchronously, inside the clock
@@ -12,6 +20,7 @@ from __future__ import annotations
 
 import threading
 from fractions import Fraction
+from typing import Protocol
 
 import av
 import numpy as np
@@ -20,12 +29,9 @@ from hal.camera import Camera
 from hal.clock import Clock, Timer
 from hal.media import MediaPacket, PacketSink, VideoFormat
 from simulator.pattern import overlay_code, render_frame
+from simulator.source_frames import SourceFrames, SourceVideoError  # noqa: F401 (tools/run.py catches it from here)
 
 _TIME_BASE = Fraction(1, 1_000_000)  # pts in µs, the same unit as the clock
-
-
-class SourceVideoError(ValueError):
-    """The camera's source video cannot be opened or has no decodable video."""
 
 
 def open_h264_encoder(
@@ -73,58 +79,12 @@ def open_h264_encoder(
     return encoder
 
 
-class _SourceFrames:
-    """Frames of a video file, scaled to the camera's size, looping at EOF."""
+class Soundtrack(Protocol):
+    """What the camera needs of simulator.source_audio.SourceAudio."""
 
-    def __init__(self, path: str, width: int, height: int) -> None:
-        self._path, self._width, self._height = path, width, height
-        self._container: av.container.InputContainer | None = None
-        self._frames = iter(())
-        self._open()
-        # Decode one frame now so a file that opens but holds no picture fails here.
-        self._pending: np.ndarray | None = self._next_or_none()
-        if self._pending is None:
-            self.close()
-            raise SourceVideoError(f"source video {path!r} has no decodable video frames")
-
-    def _open(self) -> None:
-        self.close()
-        try:
-            container = av.open(self._path)
-        except (av.FFmpegError, OSError, ValueError) as exc:
-            raise SourceVideoError(f"cannot open source video {self._path!r}: {exc}") from exc
-        if not container.streams.video:
-            container.close()
-            raise SourceVideoError(f"source video {self._path!r} has no video stream")
-        self._container = container
-        self._frames = container.decode(video=0)
-
-    def _next_or_none(self) -> np.ndarray | None:
-        try:
-            frame = next(self._frames)
-        except StopIteration:
-            return None
-        except av.FFmpegError as exc:
-            raise SourceVideoError(f"cannot decode source video {self._path!r}: {exc}") from exc
-        picture = frame.reformat(width=self._width, height=self._height, format="yuv420p")
-        return picture.to_ndarray()
-
-    def next_picture(self) -> np.ndarray:
-        if self._pending is not None:
-            picture, self._pending = self._pending, None
-            return picture
-        picture = self._next_or_none()
-        if picture is None:  # end of file: loop back to the start
-            self._open()
-            picture = self._next_or_none()
-            if picture is None:
-                raise SourceVideoError(f"source video {self._path!r} has no decodable video frames")
-        return picture
-
-    def close(self) -> None:
-        if self._container is not None:
-            self._container.close()
-            self._container = None
+    def start(self, origin_us: int) -> None: ...
+    def stop(self) -> None: ...
+    def close(self) -> None: ...
 
 
 class SimCamera(Camera):
@@ -147,8 +107,12 @@ class SimCamera(Camera):
         self._encoder_threads = encoder_threads
         self._constant_bitrate = constant_bitrate
         self._source = (
-            _SourceFrames(source_path, video_format.width, video_format.height) if source_path else None
+            SourceFrames(source_path, video_format.width, video_format.height) if source_path else None
         )
+        self._soundtrack: Soundtrack | None = None
+        # The source's time 0, fixed at the first start(): a restart (a watchdog's, or a
+        # reboot of the same camera) continues the world's timeline rather than rewinding it.
+        self._source_origin_us: int | None = None
         self._duration_us = round(1_000_000 / video_format.fps)
         # Re-entrant: a sink may call stop() from inside the delivery.
         self._lock = threading.RLock()
@@ -191,6 +155,10 @@ class SimCamera(Camera):
             self._t0_us = self._clock.monotonic_us()
             self._ticks_since_start = 0
             self._encoder = None  # a fresh encoder: the first frame is an IDR
+            if self._source_origin_us is None:
+                self._source_origin_us = self._t0_us
+            if self._soundtrack is not None:
+                self._soundtrack.start(self._source_origin_us)
             self._schedule_next()
 
     def stop(self) -> None:
@@ -201,11 +169,31 @@ class SimCamera(Camera):
                 self._timer = None
             self._sink = None
             self._encoder = None  # nothing is buffered in a zero-latency encoder
+            if self._soundtrack is not None:
+                self._soundtrack.stop()
 
     def close(self) -> None:
         self.stop()
         if self._source is not None:
             self._source.close()
+        if self._soundtrack is not None:
+            self._soundtrack.close()
+
+    def attach_soundtrack(self, soundtrack: Soundtrack) -> None:
+        """Play `soundtrack` (the source file's audio) while the camera runs; before start()."""
+        with self._lock:
+            if self._sink is not None:
+                raise RuntimeError("attach the soundtrack before starting the camera")
+            self._soundtrack = soundtrack
+
+    @property
+    def soundtrack(self) -> Soundtrack | None:
+        return self._soundtrack
+
+    @property
+    def source_origin_us(self) -> int | None:
+        """Monotonic time of source time 0 (the first start()), None before it."""
+        return self._source_origin_us
 
     # -- fault switches (FLT-1) ----------------------------------------------
 
@@ -246,7 +234,7 @@ class SimCamera(Camera):
         width, height = self._format.width, self._format.height
         if self._source is None:
             return render_frame(frame_number, timestamp_us, width, height)
-        picture = self._source.next_picture()
+        picture = self._source.picture_at(timestamp_us - self._source_origin_us)
         overlay_code(picture[:height], frame_number, timestamp_us // 1000)
         return picture
 

@@ -165,19 +165,23 @@ def make_source_video(path, frames: int = 10, fps: int = 10, width: int = 160, h
     return levels
 
 
-def test_source_video_loops_one_source_frame_per_camera_frame(tmp_path):
+def test_source_video_plays_at_its_own_speed_pillarboxed_and_looping(tmp_path):
     path = tmp_path / "source.mp4"
-    levels = make_source_video(path)
+    levels = make_source_video(path)   # 10 frames at 10 fps, 160x96 (5:3)
     clock = VirtualClock()
     camera = SimCamera(clock, FMT_180P, source_path=str(path))
-    packets = [p for _, p in capture(camera, clock, 1_000_000 - 1)]
-    assert len(packets) == 30 and [i for i, p in enumerate(packets) if p.keyframe] == [0]
+    packets = [p for _, p in capture(camera, clock, 2_000_000 - 1)]
+    assert len(packets) == 60 and [i for i, p in enumerate(packets) if p.keyframe] == [0, 30]
     lumas = decode(packets, 180)
     assert [read_frame(y) for y in lumas] == [(n, p.timestamp_us // 1000) for n, p in enumerate(packets)]
-    # Below the strip is the source picture, scaled up, looping every 10 frames.
-    below = [float(y[60:].mean()) for y in lumas]
-    expected = [levels[n % 10] for n in range(30)]
-    assert np.allclose(below, expected, atol=6), list(zip(below, expected))
+    # Below the strip is the source picture at 1.0x: a 10 fps clip on a 30 fps camera shows
+    # each frame three times and loops after 1 s. 5:3 in a 16:9 frame is pillarboxed:
+    # 300 px wide, centred on black (simulator/source_frames.py, docs/simulator.md).
+    inside = [float(y[60:, 20:300].mean()) for y in lumas]
+    expected = [levels[(n // 3) % 10] for n in range(60)]
+    assert np.allclose(inside, expected, atol=6), list(zip(inside, expected))
+    bars = [max(float(y[60:, :8].mean()), float(y[60:, -8:].mean())) for y in lumas]
+    assert max(bars) < 16 + 6, bars
 
 
 def test_source_video_errors_are_clear(tmp_path):
