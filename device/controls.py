@@ -100,7 +100,7 @@ class Controls:
         reason = reasons[min(presses, len(reasons)) - 1] if reasons else None
         self._log_request("confirmed", self._clock.monotonic_us(), presses=presses,
                           **({} if reason is None else {"reason": reason}))
-        self._recorder.handle(Event.STOP_BUTTON, "button")
+        self._recorder.handle(Event.STOP_BUTTON, "button", reason=reason)
 
     def _log_request(self, status: str, monotonic_us: int, **fields) -> None:
         utc_us = self._clock.wall_time_us() - (self._clock.monotonic_us() - monotonic_us)

@@ -60,9 +60,10 @@ class Recorder:
             if self._state is not State.SHUTDOWN:
                 self._buffer.append(packet)
 
-    def handle(self, event: Event, source: str, at_us: int | None = None) -> Action:
+    def handle(self, event: Event, source: str, at_us: int | None = None, reason: str | None = None) -> Action:
         """Apply `event`; `at_us` is when the wearer acted, if earlier than now
-        (a short press is recognised only after the double-press window)."""
+        (a short press is recognised only after the double-press window); `reason`:
+        a stop's reason category (ACT-4)."""
         with self._lock:
             clock_us = self._clock.monotonic_us()
             now_us = clock_us if at_us is None else min(at_us, clock_us)
@@ -80,7 +81,7 @@ class Recorder:
                                             {"source": source, "event_id": self._event_id}))
                 self.player.play("marker")
             elif action in (Action.STOP_EVENT, Action.STOP_EVENT_AND_SHUTDOWN):
-                self._writer.put(EventStop(source, now_us, utc_us))
+                self._writer.put(EventStop(source, now_us, utc_us, reason))
                 self._event_id = None
                 if self._announcer is not None:
                     self._announcer.event_stopped()

@@ -432,6 +432,7 @@ class SegmentWriter:
         if event is None:
             return
         self._now = (stop.monotonic_us, stop.utc_us)
+        reason = stop.reason if reason is None else reason
         why = {} if reason is None else {"reason": reason}
         self._add_metadata(Metadata("deactivation", stop.monotonic_us, {"source": stop.source, **why}))
         # The event ends with its last frame, audio included: a stop during a camera

@@ -24,6 +24,7 @@ class EventStop:
     source: str
     monotonic_us: int
     utc_us: int
+    reason: str | None = None   # ACT-4: the stop reason category, when policy asks for one
 
 
 @dataclass(frozen=True)

@@ -202,9 +202,13 @@ def test_a_short_loss_ends_the_segment_at_the_keyframe_after_it(tmp_path, custod
     assert resumed[0].pts_us + origin == rig.t0 + us(4.2) and resumed[0].time_ms == (rig.t0 + us(4.2)) // 1000
 
 
-def test_after_a_gap_video_waits_for_a_keyframe(tmp_path, custodian, caplog):
+def test_after_a_gap_video_waits_for_a_keyframe(tmp_path, custodian, caplog, monkeypatch):
     # The link drops 1.5 s of frames while the encoder runs on: after the gap come
-    # P-frames (their references are gone) until the keyframe at 6 s.
+    # P-frames (their references are gone) until the keyframe at 6 s. The watchdog's
+    # reopening of the camera (which would start a fresh GOP) is held off, so the
+    # writer alone has to find the keyframe.
+    from device.monitor import Monitor
+    monkeypatch.setattr(Monitor, "_reopen", lambda self, track, now_us: None)
     rig = Rig(str(tmp_path), custodian, _policy(segment_s=30), camera_gap_s=(3.5, 5.5))
     rig.double_press(PRESS_S)
     rig.hold(7.0, 3.0)

@@ -88,7 +88,7 @@ def test_an_unconfirmed_hold_does_not_stop_and_confirming_presses_pick_the_reaso
     names = [n for _, n in run.patterns()]
     assert names.count("stop_pending") == 2 and "stop_cancelled" in names and names.count("stop_counted") == 2
     stops = run.entries("deactivation")
-    assert len(stops) == 1 and run.t(stops[0]["monotonic_us"]) > 22.0
+    assert len(stops) == 1 and run.t(stops[0]["monotonic_us"]) > 22.0 and stops[0]["reason"] == "privacy"
     assert not run.entries("marker")  # confirming presses are not markers
     assert verified(run) == "authentic"
 
@@ -155,4 +155,34 @@ def test_a_dead_microphone_is_reopened_and_the_gap_logged(tmp_path):
     assert [e["part"] for e in run.entries("watchdog")] == ["microphone"]
     names = [n for _, n in run.patterns()]
     assert "mic_lost" in names and "mic_back" in names
+    assert verified(run) == "authentic"
+
+
+def test_a_dead_writer_thread_is_restarted_by_the_watchdog_and_the_event_goes_on(tmp_path, monkeypatch):
+    from device.firmware import Firmware
+
+    class Killed(BaseException):
+        pass
+
+    killed = []
+    real = Firmware._on_committed
+
+    def fatal_once(self, media_monotonic_us: int) -> None:
+        if not killed and media_monotonic_us >= self.board.clock.monotonic_us() - 1_500_000 > 4_000_000:
+            killed.append(media_monotonic_us)
+            raise Killed()   # escapes the writer thread between two items
+        real(self, media_monotonic_us)
+
+    monkeypatch.setattr(Firmware, "_on_committed", fatal_once)
+    monkeypatch.setattr("threading.excepthook", lambda args: None)
+    run = start(tmp_path)
+    run.double_press(1.0)
+    run.hold(8.0)
+    run.finish(12.0)
+    assert killed
+    restart, = run.entries("watchdog")
+    assert restart["part"] == "writer" and restart["attempt"] == 1
+    assert 0 < restart["monotonic_us"] - killed[0] <= 2_000_000
+    assert "fault" in [n for _, n in run.patterns()]
+    assert run.firmware.failure is None and len(run.entries("deactivation")) == 1
     assert verified(run) == "authentic"

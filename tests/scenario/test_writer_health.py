@@ -92,6 +92,10 @@ def test_restart_is_refused_unless_the_thread_died(tmp_path, custodian):
 
 def test_a_writer_killed_between_operations_restarts_and_the_event_goes_on(
         tmp_path, custodian, monkeypatch, quiet_thread_death):
+    # The writer's own restart, driven by hand: the firmware's watchdog, which would
+    # restart it first, is held off (tests/scenario/test_wearer_alerts.py covers it).
+    from device.monitor import Monitor
+    monkeypatch.setattr(Monitor, "_check_writer_thread", lambda self: None)
     killed = []
     real = Firmware._on_committed
 
@@ -124,6 +128,10 @@ def test_a_writer_killed_between_operations_restarts_and_the_event_goes_on(
 
 def test_a_writer_killed_mid_mux_ends_the_event_as_a_firmware_fault(
         tmp_path, custodian, monkeypatch, quiet_thread_death):
+    # The writer's own restart, driven by hand: the firmware's watchdog, which would
+    # restart it first, is held off (tests/scenario/test_wearer_alerts.py covers it).
+    from device.monitor import Monitor
+    monkeypatch.setattr(Monitor, "_check_writer_thread", lambda self: None)
     real_add = FragmentMuxer.add
     killed = []
 
