@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from device.announce_assets import load_assets
 from device.config import Identity, Policy
 from device.firmware import Firmware
 from hal.clock import Clock
@@ -107,7 +108,8 @@ class _Device:
             inst.world = build_sim_board(power, self.device_dir, self.storage_dir, self.scenario.video,
                                          self.triggers, self.source_path,
                                          constant_bitrate=self.scenario.constant_bitrate, fs=self.fs)
-            inst.firmware = Firmware(inst.world.board, self.identity, self.policy)
+            inst.firmware = Firmware(inst.world.board, self.identity, self.policy,
+                                     assets=load_assets(self.device_dir, self.policy.announce_languages))
             inst.firmware.boot()
             inst.booted = True
         except PowerLost:
