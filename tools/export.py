@@ -270,9 +270,10 @@ def media_gaps(metadata: list[dict]) -> list[dict]:
     into spans per track; `end_s` None when the track never came back in this event."""
     gaps, open_gaps = [], {}
     for record in metadata:
-        if record.get("type") != "media_gap" or not isinstance(record.get("gap_start_us"), int):
-            continue
         track = record.get("track")
+        if record.get("type") != "media_gap" or not isinstance(record.get("gap_start_us"), int) \
+                or not isinstance(track, str):
+            continue
         if record.get("phase") == "lost":
             if track not in open_gaps:
                 open_gaps[track] = {"track": track, "start_s": record["gap_start_us"] / 1e6,

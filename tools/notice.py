@@ -33,7 +33,8 @@ WINDOW_AFTER_S = 3.0        # ... or this much after it
 BAND_HZ = (150.0, 7000.0)   # speech band; below it is rumble and wind, above it AAC drops detail
 SCORE_THRESHOLD = 0.35      # measured (docs/announce.md): cues score >= 0.7, cue-free speech-like audio <= 0.17
 WHITEN_FLOOR = 10.0         # x the median power: below this nothing is whitened
-_WELCH_SAMPLES = 512        # 32 ms frames at WORK_RATE_HZ: 31 Hz bins resolve a pure tone
+_WELCH_SAMPLES = 512
+_MAX_MEDIA_US = 10 * 366 * 86_400 * 1_000_000   # no event lasts ten years: beyond is a faulty record        # 32 ms frames at WORK_RATE_HZ: 31 Hz bins resolve a pure tone
 
 
 @dataclass(frozen=True)
@@ -263,17 +264,22 @@ def announcements(mp4_path: str, metadata: list[dict], origin_utc_us: int, known
     records = [m for m in metadata if m.get("type") == "announcement"]
     entries, cues, searched = [], [], []
     for record in records:
-        media_us = record.get("media_us") if isinstance(record.get("media_us"), int) else 0
+        media_us = record.get("media_us")
+        if not isinstance(media_us, int) or isinstance(media_us, bool) or abs(media_us) > _MAX_MEDIA_US:
+            media_us = None   # a faulty record: say so rather than guess a time
         entry = {"status": record.get("status"), "cause": record.get("cause"), "language": record.get("language"),
-                 "asset_sha256": record.get("asset_sha256"), "media_s": media_us / 1e6,
-                 "utc": utc(origin_utc_us + media_us), "found": None, "found_media_s": None,
-                 "error_ms": None, "score": None}
+                 "asset_sha256": record.get("asset_sha256"),
+                 "media_s": None if media_us is None else media_us / 1e6,
+                 "utc": None if media_us is None else utc(origin_utc_us + media_us), "found": None,
+                 "found_media_s": None, "error_ms": None, "score": None}
         sha = record.get("asset_sha256")
         if record.get("status") == "suppressed":
             entry["reason"] = record.get("reason")
             entry["result"] = f"suppressed: {record.get('reason')}"
         elif record.get("status") != "played" or not isinstance(sha, str):
             entry["result"] = f"not a played announcement (status {record.get('status')!r}); nothing to look for"
+        elif media_us is None:
+            entry["result"] = "the record has no usable media time; nothing to look for"
         elif sha not in known:
             entry["result"] = (f"asset unknown: {sha[:16]}… is neither a shipped notice nor in --announce-dir; "
                                f"give the agency's files with --announce-dir to check it")

@@ -265,3 +265,55 @@ def test_an_agency_file_in_flac_loads_too(tmp_path):
     assets = load_assets(str(tmp_path), ["pt-BR"])
     assert assets.get("pt-BR").sha256 == ES.sha256
     assert np.array_equal(assets.get("pt-BR").samples, ES.samples)
+
+
+# -- parsers: an asset file and logged records, whatever they hold ----------------------
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+from device.announce_assets import decode_audio  # noqa: E402
+from device.config import ConfigError  # noqa: E402
+
+with open(f"{SHIPPED_DIR}/en.flac", "rb") as _f:
+    _FLAC = _f.read()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.one_of(
+    st.binary(max_size=4096),
+    st.tuples(st.integers(0, len(_FLAC) - 1), st.binary(min_size=1, max_size=64)).map(
+        lambda c: _FLAC[:c[0]] + c[1] + _FLAC[c[0] + len(c[1]):]),       # a corrupted FLAC
+    st.integers(0, len(_FLAC)).map(lambda n: _FLAC[:n]),                 # a cut-short FLAC
+))
+def test_any_asset_bytes_decode_or_fail_with_a_config_error(data):
+    try:
+        samples, rate_hz = decode_audio(data, "x.flac")
+    except ConfigError as exc:
+        assert "\n" not in str(exc) and str(exc).startswith("x.flac: ")
+        return
+    assert samples.dtype == np.int16 and samples.ndim == 1 and 8000 <= rate_hz <= 192_000
+    assert 0 < len(samples) <= 20 * rate_hz
+
+
+_VALUE = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**63), st.integers(-10**9, 10**9), st.text(max_size=20),
+                   st.floats(allow_nan=True), st.lists(st.integers(), max_size=2))
+_RECORD = st.fixed_dictionaries({}, optional={
+    "type": st.sampled_from(["announcement", "announcement", "media_gap", "marker", 7]), "status": _VALUE | st.sampled_from(
+        ["played", "suppressed"]), "cause": _VALUE, "language": _VALUE, "asset_sha256": _VALUE,
+    "media_us": _VALUE, "reason": _VALUE, "track": _VALUE | st.sampled_from(["audio", "video"]),
+    "phase": _VALUE | st.sampled_from(["lost", "back"]), "gap_start_us": _VALUE, "gap_end_us": _VALUE})
+
+
+@settings(max_examples=200, deadline=None)
+@given(records=st.lists(_RECORD, max_size=8))
+def test_sidecar_sections_accept_any_logged_records(records, tmp_path_factory):
+    from tools.export import _utc, media_gaps
+    from tools.notice import KnownAssets, announcements
+    gaps = media_gaps(records)
+    assert all(set(g) == {"track", "start_s", "end_s", "duration_s"} for g in gaps)
+    # Unknown assets only: nothing is searched, so no MP4 is needed.
+    shipped = {EN.sha256, ES.sha256}
+    records = [r for r in records if not (isinstance(r.get("asset_sha256"), str) and r["asset_sha256"] in shipped)]
+    entries = announcements("/nonexistent.mp4", records, 1_767_225_600_000_000, KnownAssets(), _utc)
+    assert len(entries) == sum(r.get("type") == "announcement" for r in records)
+    assert all(isinstance(e["result"], str) and e["found"] is None for e in entries)
