@@ -13,6 +13,7 @@ another still plays (a wearer's replay) starts after it.
 """
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Callable
 
@@ -21,6 +22,8 @@ from device.config import ConfigError, Policy
 from device.writer import AuditEntry, Metadata
 from hal.clock import Clock, Timer
 from hal.speaker import Speaker
+
+log = logging.getLogger(__name__)
 
 RECORD_TYPE = "announcement"   # both the metadata record and the audit entry (docs/format.md)
 CHIME_TAG = "chime"            # the speaker trace's name for the chime (it is not an asset)
@@ -95,7 +98,12 @@ class Announcer:
 
     def _cue(self, event_id: str, cause: str) -> None:
         """Plan the chime and each language back to back, after anything still playing."""
-        start_us = max(self._clock.monotonic_us(), self._planned_end_us)
+        now_us = self._clock.monotonic_us()
+        if self._planned_end_us <= now_us:
+            # Every clip timer of earlier cues has fired: forget them (a long event with
+            # many replays must not collect them); only a pending deferred cue remains.
+            self._timers = [t for t in self._timers if t is self._deferred]
+        start_us = max(now_us, self._planned_end_us)
         generation = self._generation
         self._at(start_us, lambda: self._play_chime(generation))
         at_us = start_us + self._chime_us
@@ -125,15 +133,22 @@ class Announcer:
         if generation != self._generation:
             return   # the event stopped before this language began
         start_us = self._start_clip(asset.samples, asset.sample_rate_hz, asset.sha256, asset.duration_us)
+        if start_us is None:
+            return   # the speaker refused it: nothing was played, so nothing is claimed
         utc_us = self._clock.wall_time_us() + (start_us - self._clock.monotonic_us())
         self._log(event_id, start_us, utc_us, {
             "status": "played", "cause": cause, "language": asset.language,
             "asset_sha256": asset.sha256, "duration_us": asset.duration_us})
 
-    def _start_clip(self, samples, rate_hz: int, tag: str, duration_us: int) -> int:
-        """Hand a clip to the speaker; returns when it starts (behind what still plays)."""
+    def _start_clip(self, samples, rate_hz: int, tag: str, duration_us: int) -> int | None:
+        """Hand a clip to the speaker; returns when it starts (behind what still plays),
+        or None if the speaker failed (logged; recording must go on without it)."""
         start_us = max(self._clock.monotonic_us(), self._playing_end_us)
-        self._speaker.play(samples, rate_hz, tag=tag)
+        try:
+            self._speaker.play(samples, rate_hz, tag=tag)
+        except Exception:  # noqa: BLE001 - a broken speaker must not stop the recording
+            log.exception("the speaker could not play %s", tag)
+            return None
         self._playing_end_us = start_us + duration_us
         return start_us
 

@@ -317,3 +317,26 @@ def test_sidecar_sections_accept_any_logged_records(records, tmp_path_factory):
     entries = announcements("/nonexistent.mp4", records, 1_767_225_600_000_000, KnownAssets(), _utc)
     assert len(entries) == sum(r.get("type") == "announcement" for r in records)
     assert all(isinstance(e["result"], str) and e["found"] is None for e in entries)
+
+
+def test_a_speaker_that_fails_is_not_claimed_to_have_played():
+    rig = Rig(announce_languages=["en"])
+
+    def broken(*args, **kwargs):
+        raise OSError("aplay: no such device")
+
+    rig.speaker.play = broken
+    rig.start()
+    rig.run(10)
+    assert rig.records() == [] and rig.entries() == []
+
+
+def test_many_replays_leave_no_timers_behind():
+    rig = Rig(announce_languages=["en"])
+    rig.start()
+    for _ in range(50):
+        rig.run(5)
+        rig.announcer.replay(EVENT, rig.clock.monotonic_us(), rig.clock.wall_time_us())
+    rig.run(5)
+    assert len(rig.records()) == 51
+    assert len(rig.announcer._timers) <= 2
