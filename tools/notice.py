@@ -218,7 +218,8 @@ def detect_cues(mp4_path: str, cues: list[Cue]) -> list[Detection]:
 
 class KnownAssets:
     """Announcement assets by SHA-256: the shipped ones, and a custodian's --announce-dir.
-    Files are hashed up front (cheap) and decoded only when a logged cue names them."""
+    The custodian's files are decoded up front, so a bad one is refused before anything
+    is written; the shipped ones only when a logged cue names them."""
 
     def __init__(self, announce_dir: str | None = None) -> None:
         self._paths: dict[str, str] = {}
