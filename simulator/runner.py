@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from device.announce_assets import load_assets
 from device.config import Identity, Policy
 from device.firmware import Firmware
 from hal.clock import Clock
@@ -127,7 +128,8 @@ class _Device:
                                          constant_bitrate=self.scenario.constant_bitrate, fs=self.fs,
                                          battery=self.battery, trace=self.trace)
             self._apply_world_faults(inst.world)
-            inst.firmware = Firmware(inst.world.board, self.identity, self.policy)
+            inst.firmware = Firmware(inst.world.board, self.identity, self.policy,
+                                     assets=load_assets(self.device_dir, self.policy.announce_languages))
             inst.firmware.boot()
             inst.booted = True
             self._attach(inst)

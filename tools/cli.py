@@ -48,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--key", required=True, metavar="KEYFILE")
     s.add_argument("--out", required=True, metavar="DIR")
     s.add_argument("--device-pub", metavar="PUB", help="pin the device key (default: the key the footage names)")
+    s.add_argument("--announce-dir", metavar="DIR",
+                   help="the agency's announcement files (<lang>.wav/.flac), to find their cues in the audio")
 
     s = sub.add_parser("demo", help="keygen, provision, record a scenario, verify, export")
     s.add_argument("--out", required=True, metavar="DIR")
@@ -145,7 +147,7 @@ def _export(args) -> int:
     pinned = args.device_pub is not None
     try:
         device_key = _read_device_pub(args.device_pub) if pinned else storage_device_key(args.storage)
-        result = export_events(args.storage, secret, device_key, args.out, pinned)
+        result = export_events(args.storage, secret, device_key, args.out, pinned, args.announce_dir)
     except ExportError as exc:
         print(f"bwc export: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -1,6 +1,7 @@
 """`bwc demo`: the whole chain on one machine, from keys to an exported MP4."""
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -47,5 +48,21 @@ def run_demo(out_dir: str) -> int:
                                  read_device_public(device_pub), export_dir, device_key_pinned=True)
     print(f"4. decrypted with the custodian key and exported to {export_dir}")
     for ev in exported:
+        print(f"5. {notice_line(ev.sidecar_path)}")
+    for ev in exported:
         print(ev.mp4_path)
     return 0
+
+
+def notice_line(sidecar_path: str) -> str:
+    """One line: was the announced-recording notice found in the audio, and where (ANN-2)."""
+    with open(sidecar_path, encoding="utf-8") as f:
+        logged = json.load(f)["announcements"]
+    if not logged:
+        return "notice: none logged for this event"
+    found = [a for a in logged if a["found"]]
+    parts = [f"{a['language'] or '-'} {a['result']}" for a in logged]
+    verdict = ("the notice is in the recorded audio" if found and len(found) == len(logged)
+               else "some logged notice is NOT in the recorded audio" if any(a["found"] is False for a in logged)
+               else "no notice to find")
+    return f"notice: {verdict}: " + "; ".join(parts)

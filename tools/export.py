@@ -21,6 +21,7 @@ from device.evidence.decrypt import DecryptError, NotARecipient, unwrap_segment_
 from device.evidence.keys import key_id
 from device.evidence.storage_verify import Segment, StorageReport, verify_storage
 from tools import exportability as ex
+from tools import notice
 from tools.plainstream import SegmentMediaReader
 from tools.remux import RemuxError, remux_event
 from tools.staging import FILE_MODE, Interrupts, Staging, make_out_dir, publish
@@ -53,6 +54,7 @@ class EventResult:
     refusal: ex.NotExported | None = None
     counts: dict[str, int] = field(default_factory=dict)
     metadata: list[dict] = field(default_factory=list)
+    announcements: list[dict] = field(default_factory=list)
 
     @property
     def exported(self) -> bool:
@@ -85,16 +87,19 @@ def _utc(us: int) -> str:
 
 
 def export_storage(storage_dir: str, secret: PrivateKey, device_key: VerifyKey, out_dir: str,
-                   device_key_pinned: bool) -> tuple[StorageReport, list[ExportedEvent]]:
+                   device_key_pinned: bool, announce_dir: str | None = None) -> tuple[StorageReport, list[ExportedEvent]]:
     """export_events() for callers that only need the report and the exported events."""
-    result = export_events(storage_dir, secret, device_key, out_dir, device_key_pinned)
+    result = export_events(storage_dir, secret, device_key, out_dir, device_key_pinned, announce_dir)
     return result.report, result.exported
 
 
 def export_events(storage_dir: str, secret: PrivateKey, device_key: VerifyKey, out_dir: str,
-                  device_key_pinned: bool) -> ExportResult:
+                  device_key_pinned: bool, announce_dir: str | None = None) -> ExportResult:
     """Raises ExportError (nothing written) for usage errors and for a storage with no
-    authenticated event; otherwise exports what it can and says why not for the rest."""
+    authenticated event; otherwise exports what it can and says why not for the rest.
+    `announce_dir`: the agency's announcement files, besides the shipped ones, so each
+    logged cue can be looked for in the audio (tools/notice.py); ConfigError if unreadable."""
+    known_assets = notice.KnownAssets(announce_dir)   # before anything is written
     report = verify_storage(storage_dir, device_key)
     if not report.segments:
         if report.problems:
@@ -113,7 +118,8 @@ def export_events(storage_dir: str, secret: PrivateKey, device_key: VerifyKey, o
         created = make_out_dir(out_dir)
         try:
             with Staging(out_dir) as staging:
-                code = _stage(events, report, secret, device_key, device_key_pinned, storage_dir, staging, interrupts)
+                code = _stage(events, report, secret, device_key, device_key_pinned, storage_dir, staging,
+                              interrupts, known_assets)
                 interrupts.check()  # the last point at which a signal stops the run
                 try:
                     publish(staging.files, out_dir)
@@ -132,13 +138,14 @@ def export_events(storage_dir: str, secret: PrivateKey, device_key: VerifyKey, o
 
 
 def _stage(events: list[EventResult], report: StorageReport, secret: PrivateKey, device_key: VerifyKey,
-           pinned: bool, storage_dir: str, staging: Staging, interrupts: Interrupts) -> int:
+           pinned: bool, storage_dir: str, staging: Staging, interrupts: Interrupts,
+           known_assets: notice.KnownAssets) -> int:
     """Every exportable event's MP4, then (once every outcome is known) the sidecars and
     the summary, into the staging directory; returns the run's exit code."""
     for event in events:
         if event.exported:
             interrupts.check()
-            event.refusal = _export_media(event, secret, staging, interrupts)
+            event.refusal = _export_media(event, secret, staging, interrupts, known_assets)
     code = ex.export_exit_code(report, [e.refusal for e in events if e.refusal])
     verification = report.to_json()
     entries = _event_entries(events)
@@ -191,7 +198,7 @@ def _refuse_clashes(out_dir: str, names: list[str]) -> None:
 
 
 def _export_media(event: EventResult, secret: PrivateKey, staging: Staging,
-                  interrupts: Interrupts) -> ex.NotExported | None:
+                  interrupts: Interrupts, known_assets: notice.KnownAssets) -> ex.NotExported | None:
     """Decrypt and remux one event into the staging directory; the reason if it fails."""
     first = event.segments[0].header
     path = staging.new_file(event.stem + ".mp4")
@@ -227,6 +234,9 @@ def _export_media(event: EventResult, secret: PrivateKey, staging: Staging,
         return refusal
     os.chmod(path, FILE_MODE)  # FFmpeg reopened it by name; keep the mode explicit
     event.counts, event.metadata = counts, metadata
+    # ANN-2/4: look for each logged notice in the audio just written (its audio track only).
+    interrupts.check()
+    event.announcements = notice.announcements(path, metadata, event.origin_utc_us, known_assets, _utc)
     return None
 
 
@@ -255,6 +265,31 @@ def _summary(storage_dir, secret, device_key, pinned, code, verification, entrie
     }
 
 
+def media_gaps(metadata: list[dict]) -> list[dict]:
+    """The sidecar's `media_gaps`: the `media_gap` records (docs/format.md §3.4) paired
+    into spans per track; `end_s` None when the track never came back in this event."""
+    gaps, open_gaps = [], {}
+    for record in metadata:
+        track = record.get("track")
+        if record.get("type") != "media_gap" or not isinstance(record.get("gap_start_us"), int) \
+                or not isinstance(track, str):
+            continue
+        if record.get("phase") == "lost":
+            if track not in open_gaps:
+                open_gaps[track] = {"track": track, "start_s": record["gap_start_us"] / 1e6,
+                                    "end_s": None, "duration_s": None}
+                gaps.append(open_gaps[track])
+        elif record.get("phase") == "back" and isinstance(record.get("gap_end_us"), int):
+            # A `back` carries the whole span; its `lost` may sit in a segment that is gone.
+            gap = open_gaps.pop(track, None)
+            if gap is None:
+                gap = {"track": track}
+                gaps.append(gap)
+            gap.update(start_s=record["gap_start_us"] / 1e6, end_s=record["gap_end_us"] / 1e6,
+                       duration_s=(record["gap_end_us"] - record["gap_start_us"]) / 1e6)
+    return gaps
+
+
 def _sidecar(event: EventResult, report: StorageReport, verification: dict, entries: list[dict],
              pinned: bool) -> dict:
     first = event.segments[0].header
@@ -275,6 +310,8 @@ def _sidecar(event: EventResult, report: StorageReport, verification: dict, entr
         "activation": next((m for m in metadata if m.get("type") == "activation"), None),
         "markers": [m for m in metadata if m.get("type") == "marker"],
         "deactivation": next((m for m in metadata if m.get("type") == "deactivation"), None),
+        "announcements": event.announcements,
+        "media_gaps": media_gaps(metadata),
         "metadata": metadata,
         "segments": files,
         "audit": [e for e in audit_entries if e.get("event_id") in (event.event_id, None)],

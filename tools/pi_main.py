@@ -9,6 +9,7 @@ from dataclasses import fields
 
 from device.config import (ConfigError, Identity, Policy, as_type_of, check_trigger_name, parse_toml,
                            read_config_text, shown, type_name, where)
+from device.announce_assets import load_assets
 from device.firmware import Firmware
 from hal.dirstorage import DirectoryStorage
 from hal.filekeystore import FileKeyStore
@@ -71,7 +72,7 @@ def run_on_pi(args, identity: Identity, policy: Policy) -> int:
     storage = DirectoryStorage(args.storage or os.path.join(args.device, "storage"))
     clock = RealClock()
     board = build_pi_board(config, clock, storage, FileKeyStore(args.device))
-    firmware = Firmware(board, identity, policy)
+    firmware = Firmware(board, identity, policy, assets=load_assets(args.device, policy.announce_languages))
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
