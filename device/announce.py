@@ -31,8 +31,10 @@ CHIME_TAG = "chime"            # the speaker trace's name for the chime (it is n
 
 class Announcer:
     def __init__(self, clock: Clock, speaker: Speaker, put: Callable[[object], None], policy: Policy,
-                 assets: AnnouncementAssets | None = None) -> None:
+                 assets: AnnouncementAssets | None = None, on_cue: Callable[[], None] | None = None) -> None:
+        """`on_cue`: called as each cue's chime starts (the wearer's "announcement" pattern)."""
         self._clock, self._speaker, self._put, self._policy = clock, speaker, put, policy
+        self._on_cue = on_cue
         languages = list(policy.announce_languages)
         self._assets = load_assets(None, languages) if assets is None else assets
         missing = [lang for lang in languages if self._assets.get(lang) is None]
@@ -127,7 +129,9 @@ class Announcer:
 
     def _play_chime(self, generation: int) -> None:
         if generation == self._generation:
-            self._start_clip(self._chime, CHIME_RATE_HZ, CHIME_TAG, self._chime_us)
+            if self._start_clip(self._chime, CHIME_RATE_HZ, CHIME_TAG, self._chime_us) is not None \
+                    and self._on_cue is not None:
+                self._on_cue()   # the wearer feels that the people around are being told
 
     def _play_language(self, generation: int, event_id: str, cause: str, asset: Asset) -> None:
         if generation != self._generation:

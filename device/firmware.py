@@ -14,6 +14,7 @@ from device.chainstate import ChainState, recover
 from device.config import FIRMWARE_VERSION, Identity, Policy
 from device.controls import Controls
 from device.monitor import Monitor
+from device.patterns import PatternPlayer
 from device.evidence.audit import AuditLog
 from device.evidence.receipt import check_receipt
 from device.recorder import Recorder
@@ -63,8 +64,11 @@ class Firmware:
                                     self.chain, audit, video, board.microphone.audio_format, self.policy,
                                     on_committed=self._on_committed, on_failure=self._on_writer_failure,
                                     on_storage_full=self._on_storage_full)
-        announcer = Announcer(clock, board.speaker, self.writer.put, self.policy, self._assets)
-        self.recorder = Recorder(clock, self.policy, buffer, self.writer, board.indicators, announcer=announcer)
+        player = PatternPlayer(clock, board.indicators)
+        announcer = Announcer(clock, board.speaker, self.writer.put, self.policy, self._assets,
+                              on_cue=lambda: player.play("announcement"))
+        self.recorder = Recorder(clock, self.policy, buffer, self.writer, board.indicators, announcer=announcer,
+                                 player=player)
         self.monitor = Monitor(board, self.policy, self.recorder, self.writer, self.recorder.player,
                                on_battery_critical=lambda: self.shutdown("battery_critical"))
         self.recorder.monitor = self.monitor

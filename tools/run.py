@@ -117,6 +117,8 @@ def _report(result, scenario: Scenario, storage: str) -> None:
         print(f"power was cut at {cut_s:g} s and not restored: storage is left as a pulled battery leaves it")
     if any(getattr(fw, "storage_full", False) for fw in result.firmwares):
         print("the card filled up: the running event was closed cleanly (stop reason storage_full)")
+    if any(getattr(fw, "shutdown_source", None) == "battery_critical" for fw in result.firmwares):
+        print("the battery reached its critical level: the event was closed cleanly and the camera shut down")
     for number, inst in enumerate(boots, start=1):
         if inst.failure is not None:
             which = f" (boot {number})" if len(boots) > 1 else ""
