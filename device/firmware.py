@@ -112,10 +112,15 @@ class Firmware:
     def shutdown(self, source: str = "shutdown") -> None:
         """Stop cleanly: close any event, log the shutdown, persist the chain. Runs once;
         `source` says why (`shutdown`, `battery_critical`)."""
+        # Held to the end: a second caller (the runner, while the battery's shutdown is
+        # still closing the event) waits until the event is closed.
         with self._shutdown_lock:
             if self.shutdown_source is not None:
                 return
             self.shutdown_source = source
+            self._shutdown(source)
+
+    def _shutdown(self, source: str) -> None:
         board, clock = self.board, self.board.clock
         if self.monitor is not None:
             self.monitor.stop()
@@ -186,9 +191,13 @@ class Firmware:
 
     def _on_writer_failure(self, exc: BaseException) -> None:
         self.failure = exc
+        if self.monitor is not None:
+            self.monitor.note_storage_fault()
         self.recorder.storage_failed("storage")
 
     def _on_storage_full(self) -> None:
         self.storage_full = True
+        if self.monitor is not None:
+            self.monitor.note_storage_fault()
         self.recorder.storage_failed("storage_full")
 

@@ -39,6 +39,7 @@ TICK_US = 100_000
 # Commits every flush interval; the LED stays on while the newest durable video is at
 # most this much older than that (writer latency, the fragment being cut).
 COMMIT_SLACK_US = 500_000
+STALL_MARGIN_US = 100_000
 # A wall-clock step smaller than this is drift being corrected, not a jump (FLT-4).
 CLOCK_STEP_US = 1_000_000
 STORAGE_CHECK_US = 10_000_000
@@ -78,6 +79,9 @@ class Monitor:
         self._clock_unset = False
         self._stall_alerted = False
         self._writer_restarts = 0
+        self._stuck_at_progress: int | None = None
+        self._failed_checks: set[str] = set()
+        self._storage_fault = False
         self._reminder_due_us: int | None = None
         self._storage_next_us = 0
         self._storage_warned = False
@@ -134,10 +138,11 @@ class Monitor:
         """Writer thread: video up to this frame is durable; light the LED at once."""
         with self._lock:
             self._committed_video_us = media_monotonic_us
-        # A late commit of old frames (the writer catching up after the camera was lost)
-        # must not light the LED: only fresh video does.
-        if self._recorder.state is State.RECORDING and self._tracks["video"].lost_since_us is None \
-                and self._video_fresh(self._clock.monotonic_us()):
+        # A late commit of old frames (the writer catching up after a stall) must not
+        # light the LED: only fresh media does.
+        with self._lock:
+            self._storage_fault = False   # the card takes media again
+        if self._media_fresh(self._clock.monotonic_us()):
             self._set_led(True)
 
     def set_record_led(self, on: bool) -> None:
@@ -155,9 +160,22 @@ class Monitor:
                 video_us = writer_video_us
         return video_us, audio_us
 
+    def note_storage_fault(self) -> None:
+        """The writer ended an event on a storage fault or a full card: a fault until
+        media reaches the card again (the status gesture says so)."""
+        with self._lock:
+            self._storage_fault = True
+
     def event_started(self, now_us: int) -> None:
+        """Recorder lock held, right after the EventStart was queued."""
         self._event_start_us = now_us
         self._committed_video_us = None
+        for track in self._tracks.values():
+            if track.lost_since_us is not None:
+                # The loss began before this event: its own record says so, so the
+                # event's metadata names the gap it starts in.
+                self._writer.put(Metadata("media_gap", now_us, {
+                    "track": track.kind, "phase": "lost", "gap_start_monotonic_us": track.lost_since_us}))
         interval_us = round(self._policy.reminder_interval_s * 1e6)
         self._reminder_due_us = now_us + interval_us if interval_us else None
 
@@ -171,13 +189,15 @@ class Monitor:
         found = [t.lost_pattern for t in self._tracks.values() if t.lost_since_us is not None]
         if self._stall_alerted:
             found.append("commit_stall")
+        if self._storage_fault:
+            found.append("storage")
         if self._clock_unset:
             found.append("clock_unset")
         return found
 
     def committing(self) -> bool:
-        """Video committed to the card within the last flush interval (and slack)."""
-        return self._video_fresh(self._clock.monotonic_us())
+        """Media committed to the card within the last flush interval (and slack)."""
+        return self._media_fresh(self._clock.monotonic_us())
 
     # -- the tick ----------------------------------------------------------------------
     def _tick(self) -> None:
@@ -188,21 +208,26 @@ class Monitor:
         if self._clock.virtual:
             self._settle()
         now_us = self._clock.monotonic_us()
-        try:
-            self._check_clock(now_us)
-            self._check_tracks(now_us)
-            self._check_commits(now_us)
-            self._check_writer_thread()
-            self._check_reminder(now_us)
-            self._check_storage(now_us)
-            self._check_battery(now_us)
-        except Exception:  # noqa: BLE001 - the watchdog must outlive its own bugs
-            log.exception("health monitor check failed")
+        for check in (self._check_clock, self._check_tracks, self._check_commits, self._check_writer_thread,
+                      self._check_reminder, self._check_storage, self._check_battery):
+            try:
+                check(now_us)
+            except Exception:  # noqa: BLE001 - the watchdog must outlive its own bugs and a bad part
+                # Once per check: a fuel gauge that cannot be read must not flood the log.
+                if check.__name__ not in self._failed_checks:
+                    self._failed_checks.add(check.__name__)
+                    log.exception("health check %s failed", check.__name__)
         if not self._critical:
             self._schedule(now_us + TICK_US)
 
     def _settle(self) -> None:
-        self._writer.wait_idle(SETTLE_TIMEOUT_S)
+        # A writer found stuck is not waited for again until it makes progress: the
+        # simulation goes on, and the stall is judged in simulated time like any other.
+        progress = self._writer.progress()
+        if progress == self._stuck_at_progress:
+            return
+        if not self._writer.wait_idle(SETTLE_TIMEOUT_S):
+            self._stuck_at_progress = progress
 
     def _check_clock(self, now_us: int) -> None:
         utc_us = self._clock.wall_time_us()
@@ -239,8 +264,6 @@ class Monitor:
         track.attempts, track.backoff_us = 0, FIRST_RETRY_US
         track.retry_us = now_us + track.backoff_us
         track.alerted_us = now_us
-        if track.kind == "video":
-            self._set_led(False)
         self._play(track.lost_pattern)
         self._gap_entry(track, "lost", now_us, gap_start_monotonic_us=track.lost_since_us)
         log.warning("%s lost: no frame since %d us", "camera" if track.kind == "video" else "microphone",
@@ -273,25 +296,27 @@ class Monitor:
         except Exception as exc:  # noqa: BLE001 - a part that cannot open now may open later
             log.warning("reopening the %s failed (attempt %d): %s", name, track.attempts, exc)
 
-    def _video_fresh(self, now_us: int) -> bool:
-        video_us, _ = self._committed()
+    def _media_fresh(self, now_us: int) -> bool:
+        """Some media (video or audio) durable on the card was captured within the last
+        flush interval and slack: the people in front of the camera are being recorded."""
+        newest = max((t for t in self._committed() if t is not None), default=None)
         limit_us = round(self._policy.flush_interval_s * 1e6) + COMMIT_SLACK_US
-        return video_us is not None and now_us - video_us <= limit_us
+        return newest is not None and now_us - newest <= limit_us
 
     def _check_commits(self, now_us: int) -> None:
-        """IND-1: the record LED is lit by durable video, and a stall is alerted."""
+        """IND-1: the record LED is lit by durable media, and a stall is alerted (also
+        during a camera loss: then audio is what must keep reaching the card)."""
         if self._recorder.state is not State.RECORDING:
             self._set_led(False)
             return
-        fresh = self._video_fresh(now_us)
-        self._set_led(fresh)
-        if self._tracks["video"].lost_since_us is not None:
-            return   # the camera alert already told the wearer; audio commits go on
+        self._set_led(self._media_fresh(now_us))
         video_us, audio_us = self._committed()
         newest = max((t for t in (video_us, audio_us) if t is not None), default=self._event_start_us)
         # The first commit carries the whole pre-event, so it may take longer to write:
         # the clock for a stall starts at the activation, whose first media is older.
-        limit_us = round(self._policy.flush_interval_s * 1e6) + 2 * COMMIT_SLACK_US
+        # The next commit is due a flush interval after the newest one; alert once it is
+        # overdue by the slack (FLT-5/IND-1: within flush_interval_s + 1 s).
+        limit_us = round(self._policy.flush_interval_s * 1e6) + COMMIT_SLACK_US + STALL_MARGIN_US
         stalled = newest is not None and now_us - max(newest, self._event_start_us or newest) > limit_us
         if stalled and not self._stall_alerted:
             self._stall_alerted = True
@@ -300,7 +325,7 @@ class Monitor:
         elif not stalled:
             self._stall_alerted = False
 
-    def _check_writer_thread(self) -> None:
+    def _check_writer_thread(self, now_us: int) -> None:
         """FLT-5: a writer thread that died is started again on the same queue."""
         alive, restart = getattr(self._writer, "alive", None), getattr(self._writer, "restart", None)
         if alive is None or restart is None:
@@ -316,7 +341,7 @@ class Monitor:
         if due is None or now_us < due or self._recorder.state is not State.RECORDING:
             return
         self._reminder_due_us = now_us + round(self._policy.reminder_interval_s * 1e6)
-        if self._video_fresh(now_us):
+        if self._media_fresh(now_us):
             self._play("reminder")   # only a recording that is really reaching the card
 
     def _check_storage(self, now_us: int) -> None:
@@ -355,6 +380,10 @@ class Monitor:
     # -- outputs -----------------------------------------------------------------------
     def _set_led(self, on: bool) -> None:
         with self._lock:
+            # Checked under this lock: the recorder changes its state before it turns the
+            # LED off through here, so a check racing a stop cannot relight it.
+            if on and self._recorder.state is not State.RECORDING:
+                on = False
             if on == self._led_on:
                 return
             self._led_on = on

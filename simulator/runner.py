@@ -32,6 +32,7 @@ from simulator.simfs import PowerLost, SimFS
 from simulator.trace import Trace
 from simulator.wallclock import SteppableWallClock
 
+CATCH_UP_TIMEOUT_S = 10.0   # real seconds
 PRESS_US = 120_000          # a deliberate tap
 DOUBLE_PRESS_GAP_US = 150_000
 
@@ -181,7 +182,11 @@ class _Device:
         the recording. Skipped when an armed cut may kill the writer meanwhile."""
         inst = self.live
         if inst is not None and self.fs.powered and not self.fs.cut_armed:
-            inst.firmware.writer.wait_idle()
+            writer = inst.firmware.writer
+            # Bounded: a writer thread that died waits for the watchdog, which runs on
+            # this very thread, and a stuck one must not hang the simulation.
+            if writer.alive():
+                writer.wait_idle(CATCH_UP_TIMEOUT_S)
 
     def power_cut(self, mode: str) -> None:
         self.catch_up()

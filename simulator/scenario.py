@@ -6,7 +6,7 @@ import math
 import re
 from dataclasses import dataclass, field, replace
 
-from device.config import ConfigError, Policy, build_policy, parse_toml
+from device.config import ConfigError, Policy, build_policy, parse_toml, shown
 from hal.media import VideoFormat
 from simulator.pattern import CODE_COLUMNS, strip_height_px
 from simulator.simfs import CUT_MODES, ERRNOS, OPS
@@ -221,8 +221,8 @@ def _parse_step(entry: object, index: int, duration_s: float, source: str, text:
     if not isinstance(entry, dict):
         raise fail(None, f"a step must be a table with t_s and do, got {entry!r}")
     action = entry.get("do")
-    if action not in STEP_KEYS:
-        raise fail("do" if "do" in entry else None, f"do must be one of {', '.join(ACTIONS)}; got {action!r}")
+    if not isinstance(action, str) or action not in STEP_KEYS:   # an array or table is no name (and unhashable)
+        raise fail("do" if "do" in entry else None, f"do must be one of {', '.join(ACTIONS)}; got {shown(action)}")
     allowed = ("t_s", "do", *STEP_KEYS[action])
     for key in entry:
         if key not in allowed:

@@ -265,28 +265,34 @@ def _summary(storage_dir, secret, device_key, pinned, code, verification, entrie
     }
 
 
-def media_gaps(metadata: list[dict]) -> list[dict]:
+def _us(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def media_gaps(metadata: list[dict], origin_monotonic_us: int) -> list[dict]:
     """The sidecar's `media_gaps`: the `media_gap` records (docs/format.md §3.4) paired
-    into spans per track; `end_s` None when the track never came back in this event."""
+    into spans per track, in seconds of the event's media (monotonic times minus the
+    event's origin); `end_s` None when the track never came back in this event."""
     gaps, open_gaps = [], {}
     for record in metadata:
         track = record.get("track")
-        if record.get("type") != "media_gap" or not isinstance(record.get("gap_start_us"), int) \
-                or not isinstance(track, str):
+        start_us = _us(record.get("gap_start_monotonic_us"))
+        if record.get("type") != "media_gap" or start_us is None or not isinstance(track, str):
             continue
+        start_s = (start_us - origin_monotonic_us) / 1e6
         if record.get("phase") == "lost":
             if track not in open_gaps:
-                open_gaps[track] = {"track": track, "start_s": record["gap_start_us"] / 1e6,
-                                    "end_s": None, "duration_s": None}
+                open_gaps[track] = {"track": track, "start_s": start_s, "end_s": None, "duration_s": None}
                 gaps.append(open_gaps[track])
-        elif record.get("phase") == "back" and isinstance(record.get("gap_end_us"), int):
+        elif record.get("phase") == "back" and _us(record.get("gap_end_monotonic_us")) is not None:
             # A `back` carries the whole span; its `lost` may sit in a segment that is gone.
+            end_us = record["gap_end_monotonic_us"]
             gap = open_gaps.pop(track, None)
             if gap is None:
                 gap = {"track": track}
                 gaps.append(gap)
-            gap.update(start_s=record["gap_start_us"] / 1e6, end_s=record["gap_end_us"] / 1e6,
-                       duration_s=(record["gap_end_us"] - record["gap_start_us"]) / 1e6)
+            gap.update(start_s=start_s, end_s=(end_us - origin_monotonic_us) / 1e6,
+                       duration_s=(end_us - start_us) / 1e6)
     return gaps
 
 
@@ -311,7 +317,7 @@ def _sidecar(event: EventResult, report: StorageReport, verification: dict, entr
         "markers": [m for m in metadata if m.get("type") == "marker"],
         "deactivation": next((m for m in metadata if m.get("type") == "deactivation"), None),
         "announcements": event.announcements,
-        "media_gaps": media_gaps(metadata),
+        "media_gaps": media_gaps(metadata, first["event_origin_monotonic_us"]),
         "metadata": metadata,
         "segments": files,
         "audit": [e for e in audit_entries if e.get("event_id") in (event.event_id, None)],

@@ -31,6 +31,9 @@ WORK_RATE_HZ = 16_000
 WINDOW_BEFORE_S = 1.0       # the cue may start this much before its logged time ...
 WINDOW_AFTER_S = 3.0        # ... or this much after it
 BAND_HZ = (150.0, 7000.0)   # speech band; below it is rumble and wind, above it AAC drops detail
+# The firmware logs when each clip starts playing, so the cue must be there: a match
+# further away is some other cue (a replay, the other language), never proof of this one.
+TIMING_TOLERANCE_MS = 100.0
 SCORE_THRESHOLD = 0.35      # measured (docs/announce.md): cues score >= 0.7, cue-free speech-like audio <= 0.17
 WHITEN_FLOOR = 10.0         # x the median power: below this nothing is whitened
 _WELCH_SAMPLES = 512
@@ -132,10 +135,21 @@ def detect_in_window(window: np.ndarray, window_start_s: float, cue: Cue,
     curve = score_curve(window, template)
     if not len(curve):
         return Detection(False, None, None, 0.0, "the audio track does not cover the whole notice")
+    # Proof is the best match within the tolerance of the logged start; the best match of
+    # the whole window is kept only to say where else the notice is heard.
+    expected = round((cue.media_s - window_start_s) * WORK_RATE_HZ)
+    reach = round(TIMING_TOLERANCE_MS / 1000 * WORK_RATE_HZ)
+    lo, hi = max(0, expected - reach), min(len(curve), expected + reach + 1)
+    if lo < hi:
+        lag = lo + int(np.argmax(curve[lo:hi]))
+        score = max(0.0, float(curve[lag]))
+        if score >= SCORE_THRESHOLD:
+            found_s = window_start_s + lag / WORK_RATE_HZ
+            return Detection(True, found_s, (found_s - cue.media_s) * 1000.0, score)
     lag = int(np.argmax(curve))
     score = max(0.0, float(curve[lag]))
     found_s = window_start_s + lag / WORK_RATE_HZ
-    return Detection(score >= SCORE_THRESHOLD, found_s, (found_s - cue.media_s) * 1000.0, score)
+    return Detection(False, found_s, (found_s - cue.media_s) * 1000.0, score)
 
 
 def _mono(frame: av.AudioFrame) -> np.ndarray:
@@ -297,6 +311,10 @@ def announcements(mp4_path: str, metadata: list[dict], origin_utc_us: int, known
             entry["result"] = f"found at {found.found_media_s:.3f} s (score {found.score:.2f})"
         elif found.problem:
             entry["result"] = f"NOT found in the audio: {found.problem}"
+        elif found.score >= SCORE_THRESHOLD:
+            entry["result"] = (f"NOT found at its logged time; the notice is heard {found.error_ms:+.0f} ms "
+                               f"away, at {found.found_media_s:.3f} s (score {found.score:.2f}), which proves "
+                               f"another announcement, not this one")
         else:
             entry["result"] = (f"NOT found in the audio (best match score {found.score:.2f}, "
                                f"below the threshold {SCORE_THRESHOLD:.2f})")

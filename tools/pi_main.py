@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import sys
 import threading
 from dataclasses import fields
 
@@ -80,8 +81,11 @@ def run_on_pi(args, identity: Identity, policy: Policy) -> int:
     print(f"recording policy loaded; buffering {policy.pre_event_s:g} s (stop with SIGTERM)", flush=True)
     try:
         # Timers (gestures, indicator pulses) run on this thread inside wait_until.
-        while not stop.is_set() and firmware.failure is None:
+        while not stop.is_set() and firmware.failure is None and firmware.shutdown_source is None:
             clock.wait_until(clock.monotonic_us() + _TICK_US)
     finally:
-        firmware.shutdown("shutdown")
+        firmware.shutdown("shutdown")   # does nothing if the firmware already shut down
+    if firmware.shutdown_source == "battery_critical":
+        print("bwc run: the battery reached its critical level; the event was closed and the camera "
+              "shut down", file=sys.stderr)
     return 1 if firmware.failure is not None else 0

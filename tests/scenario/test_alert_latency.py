@@ -37,21 +37,21 @@ def traced(tmp_path, duration_s: float, steps: list[dict], **policy) -> list[dic
     return result.trace.lines()
 
 
-def test_camera_loss_is_felt_within_one_second_and_the_led_goes_dark(tmp_path):
+def test_camera_loss_is_felt_within_one_second_while_the_led_stays_lit_for_the_audio(tmp_path):
     lines = traced(tmp_path, 12, [{"t_s": 1, "do": "button.double_press"},
                                   {"t_s": 5, "do": "camera.disconnect"},
                                   {"t_s": 8, "do": "camera.reconnect"}], pre_event_s=1)
     pulled_s = step_time(lines, "camera.disconnect")
     lost_s = next(t for t, name in felt(lines) if name == "camera_lost")
     assert 0 < lost_s - pulled_s <= 1.0
-    dark_s = next(line["t_s"] for line in lines if line["kind"] == "led" and line["name"] == "record"
-                  and not line["on"] and line["t_s"] >= pulled_s)
-    assert dark_s - pulled_s <= 1.0
+    # Audio still reaches the card: the LED the people in front of the camera see stays lit.
+    assert not [line for line in lines if line["kind"] == "led" and line["name"] == "record"
+                and not line["on"] and pulled_s <= line["t_s"] <= 11.0]
     back_s = next(t for t, name in felt(lines) if name == "camera_back")
     assert 0 < back_s - step_time(lines, "camera.reconnect") <= 0.5
 
 
-def test_a_storage_stall_is_felt_within_the_flush_interval_plus_one_second(tmp_path):
+def test_a_storage_error_is_felt_within_the_flush_interval_plus_one_second(tmp_path):
     lines = traced(tmp_path, 10, [{"t_s": 1, "do": "button.double_press"},
                                   {"t_s": 5, "do": "storage.fail", "errno": "EIO", "op": "fsync"}],
                    pre_event_s=1, flush_interval_s=1.0)

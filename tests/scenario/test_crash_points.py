@@ -73,7 +73,7 @@ def test_power_cut_reads_as_power_loss_before_and_after_reboot(tmp_path, monkeyp
         patch.setattr(Firmware, "shutdown", lambda self, source="shutdown": None)  # no power, no shutdown
         from device.monitor import Monitor
         # A dead CPU runs no watchdog either: nothing restarts the writer thread.
-        patch.setattr(Monitor, "_check_writer_thread", lambda self: None)
+        patch.setattr(Monitor, "_check_writer_thread", lambda self, now_us: None)
         patch.setattr("threading.excepthook", lambda args: None)   # the writer thread just stops
         record(device, custodian, SCENARIO, None)
     assert [n for n in os.listdir(device.storage) if n.startswith("seg-")], "the cut left no segment"

@@ -131,7 +131,7 @@ def _cut_mid_event(dev, custodian, monkeypatch) -> None:
         patch.setattr("threading.excepthook", lambda args: None)
         from device.monitor import Monitor
         # A dead CPU runs no watchdog either: nothing restarts the writer thread.
-        patch.setattr(Monitor, "_check_writer_thread", lambda self: None)
+        patch.setattr(Monitor, "_check_writer_thread", lambda self, now_us: None)
         record(dev, custodian, POWER_CUT_EVENT, None)
     record(dev, custodian, REBOOT, None)
 

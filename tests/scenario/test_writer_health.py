@@ -95,7 +95,7 @@ def test_a_writer_killed_between_operations_restarts_and_the_event_goes_on(
     # The writer's own restart, driven by hand: the firmware's watchdog, which would
     # restart it first, is held off (tests/scenario/test_wearer_alerts.py covers it).
     from device.monitor import Monitor
-    monkeypatch.setattr(Monitor, "_check_writer_thread", lambda self: None)
+    monkeypatch.setattr(Monitor, "_check_writer_thread", lambda self, now_us: None)
     killed = []
     real = Firmware._on_committed
 
@@ -131,7 +131,7 @@ def test_a_writer_killed_mid_mux_ends_the_event_as_a_firmware_fault(
     # The writer's own restart, driven by hand: the firmware's watchdog, which would
     # restart it first, is held off (tests/scenario/test_wearer_alerts.py covers it).
     from device.monitor import Monitor
-    monkeypatch.setattr(Monitor, "_check_writer_thread", lambda self: None)
+    monkeypatch.setattr(Monitor, "_check_writer_thread", lambda self, now_us: None)
     real_add = FragmentMuxer.add
     killed = []
 

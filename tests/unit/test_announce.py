@@ -301,7 +301,8 @@ _RECORD = st.fixed_dictionaries({}, optional={
     "type": st.sampled_from(["announcement", "announcement", "media_gap", "marker", 7]), "status": _VALUE | st.sampled_from(
         ["played", "suppressed"]), "cause": _VALUE, "language": _VALUE, "asset_sha256": _VALUE,
     "media_us": _VALUE, "reason": _VALUE, "track": _VALUE | st.sampled_from(["audio", "video"]),
-    "phase": _VALUE | st.sampled_from(["lost", "back"]), "gap_start_us": _VALUE, "gap_end_us": _VALUE})
+    "phase": _VALUE | st.sampled_from(["lost", "back"]), "gap_start_monotonic_us": _VALUE,
+    "gap_end_monotonic_us": _VALUE})
 
 
 @settings(max_examples=200, deadline=None)
@@ -309,7 +310,7 @@ _RECORD = st.fixed_dictionaries({}, optional={
 def test_sidecar_sections_accept_any_logged_records(records, tmp_path_factory):
     from tools.export import _utc, media_gaps
     from tools.notice import KnownAssets, announcements
-    gaps = media_gaps(records)
+    gaps = media_gaps(records, 1_000_000)
     assert all(set(g) == {"track", "start_s", "end_s", "duration_s"} for g in gaps)
     # Unknown assets only: nothing is searched, so no MP4 is needed.
     shipped = {EN.sha256, ES.sha256}

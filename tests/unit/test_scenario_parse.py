@@ -399,3 +399,11 @@ def test_clock_set_takes_a_valid_rfc3339_time_or_refuses_it_on_one_line(text):
     expected = dt.datetime.fromisoformat(normal)
     assert expected.utcoffset() is not None
     assert step.utc_us == (expected - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)) // dt.timedelta(microseconds=1)
+
+
+@pytest.mark.parametrize("value", ['["button.press"]', "{a = 1}", "7", "true"])
+def test_a_step_whose_do_is_not_a_name_is_refused_in_one_line(value):
+    text = f"duration_s = 5\n[[at]]\nt_s = 1\ndo = {value}\n"
+    with pytest.raises(ConfigError) as exc:
+        parse_scenario(text, "s.toml")
+    assert "do must be one of" in str(exc.value) and "\n" not in str(exc.value)
