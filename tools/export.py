@@ -17,6 +17,7 @@ import av
 from nacl.public import PrivateKey
 from nacl.signing import VerifyKey
 
+from device.config import FIRMWARE_BUILD_UTC_US
 from device.evidence.decrypt import DecryptError, NotARecipient, unwrap_segment_key
 from device.evidence.keys import key_id
 from device.evidence.storage_verify import Segment, StorageReport, verify_storage
@@ -311,6 +312,9 @@ def _sidecar(event: EventResult, report: StorageReport, verification: dict, entr
         "event_id": event.event_id, "device_id": first["device_id"], "firmware": first["firmware"],
         "device_key": first["device_key"], "device_key_pinned": pinned,
         "origin_utc": _utc(event.origin_utc_us), "origin_monotonic_us": first["event_origin_monotonic_us"],
+        # FLT-4: a date before the firmware was built is a clock that was never set; the
+        # order of everything (monotonic) still holds, the calendar date does not.
+        "origin_utc_trusted": event.origin_utc_us >= FIRMWARE_BUILD_UTC_US,
         "media_s": event.media_s, "packets": event.counts,
         "video": first["video"], "audio": first["audio"],
         "activation": next((m for m in metadata if m.get("type") == "activation"), None),

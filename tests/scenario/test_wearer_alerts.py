@@ -18,6 +18,18 @@ def verified(run) -> str:
     return verify_storage(run.storage, read_device_public(run.pub_path)).outcome
 
 
+def exported_sidecar(run, tmp_path) -> dict:
+    import json
+
+    from device.evidence.keys import read_custodian_secret
+    from tools.export import export_storage
+    report, exported = export_storage(run.storage, read_custodian_secret(run.secret_path),
+                                      read_device_public(run.pub_path), str(tmp_path / "out"), True)
+    assert len(exported) == 1, report.to_json()
+    with open(exported[0].sidecar_path, encoding="utf-8") as f:
+        return json.load(f)
+
+
 def test_camera_loss_is_alerted_within_a_second_and_the_gap_is_logged_exactly(tmp_path):
     run = start(tmp_path)
     run.double_press(2.0)
@@ -130,6 +142,9 @@ def test_a_wall_clock_step_is_a_signed_time_sync_and_an_unset_clock_is_an_alert(
     times = [e["monotonic_us"] for e in run.entries()]
     assert times == sorted(times)
     assert verified(run) == "authentic"
+    # The custodian is told the event's date cannot be trusted.
+    sidecar = exported_sidecar(run, tmp_path)
+    assert sidecar["origin_utc_trusted"] is False and sidecar["origin_utc"].startswith("2000-01-01")
 
 
 def test_storage_low_is_told_in_minutes_of_recording(tmp_path):
@@ -221,12 +236,7 @@ def test_commits_that_stop_while_frames_arrive_are_alerted_and_the_led_goes_dark
 
 
 def test_the_export_lists_a_camera_gap_exactly_and_its_audio_runs_through_it(tmp_path):
-    import json
-
     import av
-
-    from device.evidence.keys import read_custodian_secret
-    from tools.export import export_storage
 
     run = start(tmp_path)
     run.double_press(1.0)
@@ -235,11 +245,9 @@ def test_the_export_lists_a_camera_gap_exactly_and_its_audio_runs_through_it(tmp
     run.hold(9.0)
     run.finish(13.0)
     lost, back = run.entries("media_gap")
-    report, exported = export_storage(run.storage, read_custodian_secret(run.secret_path),
-                                      read_device_public(run.pub_path), str(tmp_path / "out"), True)
-    assert report.outcome == "authentic" and len(exported) == 1
-    with open(exported[0].sidecar_path, encoding="utf-8") as f:
-        sidecar = json.load(f)
+    sidecar = exported_sidecar(run, tmp_path)
+    assert sidecar["origin_utc_trusted"] is True
+    mp4_path, = [str(p) for p in (tmp_path / "out").iterdir() if p.suffix == ".mp4"]
     origin_us = sidecar["origin_monotonic_us"]
     gap, = sidecar["media_gaps"]
     assert gap == {"track": "video", "start_s": (back["gap_start_monotonic_us"] - origin_us) / 1e6,
@@ -247,9 +255,9 @@ def test_the_export_lists_a_camera_gap_exactly_and_its_audio_runs_through_it(tmp
                    "duration_s": (back["gap_end_monotonic_us"] - back["gap_start_monotonic_us"]) / 1e6}
     assert 2.9 <= gap["duration_s"] <= 3.1
     # No video frame inside the gap; audio frames every 21.3 ms straight through it.
-    with av.open(exported[0].mp4_path) as container:
+    with av.open(mp4_path) as container:
         video = [float(p.pts * p.time_base) for p in container.demux(video=0) if p.pts is not None]
-    with av.open(exported[0].mp4_path) as container:
+    with av.open(mp4_path) as container:
         audio = [float(p.pts * p.time_base) for p in container.demux(audio=0) if p.pts is not None]
     assert not [t for t in video if gap["start_s"] + 0.001 < t < gap["end_s"] - 0.001]
     inside = [b - a for a, b in zip(audio, audio[1:]) if gap["start_s"] <= a <= gap["end_s"]]
