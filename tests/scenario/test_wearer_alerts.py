@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from device.config import Policy
+from hal.media import VideoFormat
 from device.evidence.keys import read_device_public
 from device.evidence.storage_verify import verify_storage
 from world_support import start
@@ -105,13 +106,16 @@ def test_an_unconfirmed_hold_does_not_stop_and_confirming_presses_pick_the_reaso
 
 
 def test_low_battery_warns_in_minutes_and_critical_closes_cleanly_and_shuts_down(tmp_path):
-    # 12 % left, draining 1 % a minute while recording: about 9 minutes above the 3 % floor.
-    run = start(tmp_path, Policy(pre_event_s=1, segment_s=30), battery_pct=14.0, drain_pct_per_hour=60.0)
+    # 16 % left, draining 2 % a minute while recording: 6.5 minutes above the 3 % floor.
+    # 15 simulated minutes: a small, slow picture keeps it cheap (the battery does not care).
+    small = VideoFormat(width=160, height=90, fps=5, keyframe_interval_s=2.0, bitrate_bps=200_000)
+    run = start(tmp_path, Policy(pre_event_s=1, segment_s=120), video=small, battery_pct=16.0,
+                drain_pct_per_hour=120.0)
     run.double_press(1.0)
-    run.finish(15 * 60.0)
+    run.finish(7.5 * 60.0)
     alerts = {e["alert"]: e for e in run.entries("alert")}
     low = alerts["battery_low"]
-    assert 5 <= low["minutes_left"] <= 10
+    assert 5 <= low["minutes_left"] <= 10 and run.t(low["monotonic_us"]) <= 60
     # The estimate was right: critical came about that many minutes later.
     critical = alerts["battery_critical"]
     predicted_s = run.t(low["monotonic_us"]) + low["minutes_left"] * 60
