@@ -7,12 +7,14 @@ The pre-event handed over never reaches back past the loss (BUF-1, BUF-2).
 """
 from __future__ import annotations
 
+import json
+
 import av
 import pytest
 
 from camera_loss_rig import FRAME_US, Rig, media_packets, us
 from device.config import Policy
-from scenario_support import audit_entries, decode_frames
+from scenario_support import audit_entries, bwc_many, decode_frames
 
 pytestmark = pytest.mark.scenario
 
@@ -136,3 +138,13 @@ def test_the_pre_event_after_a_long_loss_reaches_back_no_further_than_policy(nev
     assert origin == activation["monotonic_us"] - delivered_us
     first_us = origin + media_packets(mp4, "audio")[0][0]
     assert activation["monotonic_us"] - first_us < us(PRE_EVENT_S) + KEYFRAME_INTERVAL_US
+
+
+def test_bwc_verify_says_authentic_for_both_events(returns, never):
+    # What a custodian runs: exit 0, nothing wrong, with or without a picture.
+    results = bwc_many([["verify", rig.device.storage, "--device-pub", rig.device.pub_path, "--json"]
+                        for rig in (returns[0], never[0])])
+    for result in results:
+        assert result.returncode == 0, (result.stdout, result.stderr)
+        report = json.loads(result.stdout)
+        assert report["outcome"] == "authentic" and report["problems"] == [], report
