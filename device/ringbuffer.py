@@ -24,12 +24,24 @@ Audio (only with keep_audio, BUF-1's policy switch) sits in its own deque: it
 arrives on another thread and encoder latency means an audio frame may be
 appended before the video keyframe it follows. On take() it is merged back in
 timestamp order, from the starting keyframe's timestamp on, so the first packet
-handed over is always that keyframe.
+handed over is that keyframe (unless no keyframe qualifies: below).
 
 No locks: the recorder serialises append() and take(), which is also what makes
 the hand-over seamless (BUF-4): packets appended after take() go to the event.
 Timestamps are assumed monotonic per kind, as the camera and microphone HALs
 promise.
+
+After a long camera loss the newest keyframe at or before activation - P may be
+minutes old (the last GOP before the cord was pulled). Handing that over, with
+all the audio since, would deliver far more pre-event than policy allows. So
+take() never delivers media older than activation - P - one keyframe interval:
+a keyframe older than that bound is skipped, video starts at the first keyframe
+after the cutoff (if any), and audio (if kept) starts at the cutoff. The event
+then starts on audio and the writer adds video at its first keyframe
+(docs/format.md §3). The keyframe interval is the configured one if given (else
+DEFAULT_KEYFRAME_INTERVAL_US), and never less than the longest the buffer has seen (keyframe to keyframe while
+frames are contiguous; keyframe to last frame when a gap ends the GOP), so the
+bound can never cut into what BUF-2 delivers while the video flows.
 """
 from __future__ import annotations
 
@@ -39,6 +51,8 @@ from hal.media import MediaPacket
 
 MAX_PRE_EVENT_S = 120  # BUF-1
 DEFAULT_ACTIVATION_SLACK_US = 1_000_000
+# The keyframe interval assumed until a longer one is seen, when none is configured.
+DEFAULT_KEYFRAME_INTERVAL_US = 2_000_000
 
 
 class _Gop:
@@ -61,6 +75,7 @@ class PreEventBuffer:
         max_bytes: int,
         keep_audio: bool = False,
         activation_slack_us: int = DEFAULT_ACTIVATION_SLACK_US,
+        keyframe_interval_s: float | None = None,
     ) -> None:
         if not 0 <= pre_event_s <= MAX_PRE_EVENT_S:
             raise ValueError(f"pre_event_s must be 0..{MAX_PRE_EVENT_S}, got {pre_event_s}")
@@ -68,7 +83,13 @@ class PreEventBuffer:
             raise ValueError(f"max_bytes must be positive, got {max_bytes}")
         if activation_slack_us < 0:
             raise ValueError(f"activation_slack_us must be >= 0, got {activation_slack_us}")
+        if keyframe_interval_s is not None and not keyframe_interval_s > 0:
+            raise ValueError(f"keyframe_interval_s must be positive, got {keyframe_interval_s}")
         self.pre_event_us = round(pre_event_s * 1_000_000)
+        # The longest keyframe interval configured or seen (see the module doc).
+        self._keyframe_interval_us = (DEFAULT_KEYFRAME_INTERVAL_US if keyframe_interval_s is None
+                                      else round(keyframe_interval_s * 1_000_000))
+        self._last_video: MediaPacket | None = None   # newest video frame appended
         self.max_bytes = max_bytes
         self.keep_audio = keep_audio
         self.activation_slack_us = activation_slack_us
@@ -126,26 +147,56 @@ class PreEventBuffer:
         Starts at the newest video keyframe at or before activation_us - pre-event
         (the oldest keyframe if the camera has not run that long) and includes
         every later video packet; audio from that keyframe's timestamp on, merged
-        in timestamp order (video first on ties). With no video at all, audio
-        starts at the newest audio frame at or before activation_us - pre-event.
+        in timestamp order (video first on ties). If that keyframe is older than
+        the cutoff by more than one keyframe interval (a camera loss), or there is
+        no video at all, the video starts at the first keyframe after the cutoff
+        (or there is none) and the audio at the frame holding the cutoff (the
+        first after it if none does): the first packet is then audio.
         """
         cutoff_us = activation_us - self.pre_event_us
-        if self._gops:
-            start = 0
-            for index, gop in enumerate(self._gops):
-                if gop.keyframe_us > cutoff_us:
-                    break
-                start = index
-            gops = list(self._gops)[start:]
+        oldest_allowed_us = cutoff_us - self.keyframe_interval_us
+        gops = list(self._gops)
+        start = 0
+        for index, gop in enumerate(gops):
+            if gop.keyframe_us > cutoff_us:
+                break
+            start = index
+        if gops and gops[start].keyframe_us <= cutoff_us and gops[start].keyframe_us < oldest_allowed_us:
+            # The newest keyframe at or before the cutoff is from before a camera
+            # loss: no video pre-event; video from the first keyframe after the
+            # cutoff, audio from the cutoff on.
+            gops = gops[start + 1:]
+            video = [packet for gop in gops for packet in gop.packets]
+            start_us = self._first_audio_from(cutoff_us)
+        elif gops:
+            gops = gops[start:]
             start_us = gops[0].keyframe_us
             video = [packet for gop in gops for packet in gop.packets]
         else:
             video = []
-            start_us = self._newest_audio_at_or_before(cutoff_us)
+            start_us = self._first_audio_from(cutoff_us)
         audio = [packet for packet in self._audio if packet.timestamp_us >= start_us]
         return _merge_by_time(video, audio)
 
+    @property
+    def keyframe_interval_us(self) -> int:
+        """The bound take() allows beyond the pre-event: the configured keyframe interval,
+        or the longest seen, whichever is longer (the open GOP's span included)."""
+        interval_us = self._keyframe_interval_us
+        if self._gop_open and self._last_video is not None:
+            last = self._last_video
+            interval_us = max(interval_us, last.timestamp_us + last.duration_us - self._gops[-1].keyframe_us)
+        return interval_us
+
     def _append_video(self, packet: MediaPacket) -> bool:
+        last, self._last_video = self._last_video, packet
+        if packet.keyframe and last is not None and self._gops:
+            previous_us = self._gops[-1].keyframe_us
+            if packet.timestamp_us - (last.timestamp_us + last.duration_us) <= last.duration_us:
+                seen_us = packet.timestamp_us - previous_us    # contiguous: a whole interval
+            else:
+                seen_us = last.timestamp_us + last.duration_us - previous_us   # cut by a gap
+            self._keyframe_interval_us = max(self._keyframe_interval_us, seen_us)
         if packet.keyframe:
             self._gops.append(_Gop(packet))
             self._gop_open = True
@@ -197,13 +248,13 @@ class PreEventBuffer:
                 self._bytes -= len(self._audio.popleft().data)
                 self.dropped_for_bytes += 1
 
-    def _newest_audio_at_or_before(self, cutoff_us: int) -> int:
-        start_us = self._audio[0].timestamp_us if self._audio else 0
+    def _first_audio_from(self, cutoff_us: int) -> int:
+        """The start of the audio frame holding cutoff_us, or of the first after it:
+        never older than one audio frame before the cutoff, even after a gap."""
         for packet in self._audio:
-            if packet.timestamp_us > cutoff_us:
-                break
-            start_us = packet.timestamp_us
-        return start_us
+            if packet.timestamp_us + packet.duration_us > cutoff_us:
+                return packet.timestamp_us
+        return cutoff_us + 1   # nothing at or after the cutoff
 
     def _oldest_start_us(self) -> int:
         starts = []

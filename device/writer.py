@@ -257,7 +257,10 @@ class SegmentWriter:
         if isinstance(item, MediaPacket):
             if self._event is not None:
                 self._add_packet(item)
-            elif self._waiting_start is not None and item.kind == "video" and item.keyframe:
+            elif self._waiting_start is not None and (item.kind == "video" and item.keyframe
+                                                      or item.kind == "audio" and self._audio is not None):
+                # No media was buffered: the event starts with the first packet that
+                # can start it, a video keyframe or (the camera lost, FLT-1) audio.
                 start, self._waiting_start = self._waiting_start, None
                 self._start_event(replace(start, packets=[item]))
         elif isinstance(item, EventStart):
@@ -288,6 +291,12 @@ class SegmentWriter:
             return
         origin_us = start.packets[0].timestamp_us
         self._event = event = OpenEvent(start, origin_us)
+        if start.packets[0].kind == "audio":
+            # No usable keyframe (the camera lost before the activation, FLT-1): the
+            # event starts on audio and video joins at its first keyframe, in a new
+            # segment, exactly as after a gap during an event.
+            event.awaiting_keyframe = True
+            log.warning("event %s starts on audio at %d us: no video keyframe", start.event_id, origin_us)
         self._health.clear_committed()
         self._chain.open_event = start.event_id
         self._open_segment(origin_us)
@@ -355,7 +364,8 @@ class SegmentWriter:
     def _report_video(self, video_us: int) -> None:
         """on_committed, only when committed video advanced."""
         event = self._event
-        if event is not None and (event.reported_video_us is None or video_us > event.reported_video_us):
+        if event is not None and event.video_muxed and \
+                (event.reported_video_us is None or video_us > event.reported_video_us):
             event.reported_video_us = video_us
             self._notify(self._on_committed, video_us)
 
@@ -398,6 +408,7 @@ class SegmentWriter:
                 committed_video_us = packet.timestamp_us
             event.last_video_us = packet.timestamp_us
             event.last_video_end_us = packet.timestamp_us + packet.duration_us
+            event.video_muxed = True
         # Event-relative timestamps in every segment: audio captured just before a
         # segment's first frame but delivered after it still has a place there.
         if event.muxer.add(packet, packet.timestamp_us - event.origin_monotonic_us):
@@ -451,5 +462,6 @@ class SegmentWriter:
         self._save_chain()
         self._stage = "idle"
         self._health.clear_committed()
-        if event.reported_video_us is None or event.last_video_end_us > event.reported_video_us:
+        if event.video_muxed and (event.reported_video_us is None
+                                  or event.last_video_end_us > event.reported_video_us):
             self._notify(self._on_committed, event.last_video_end_us)

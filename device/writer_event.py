@@ -42,7 +42,8 @@ class OpenEvent:
         self.last_video_end_us = origin_monotonic_us
         self.last_audio_end_us: int | None = None   # end of the newest muxed audio frame
         self.reported_video_us: int | None = None   # last value given to on_committed
-        self.awaiting_keyframe = False               # after a video gap (FLT-1)
+        self.awaiting_keyframe = False               # after a video gap (FLT-1), or from an audio start
+        self.video_muxed = False                     # False while the event has no video yet
         self.gap_dropped_frames = 0
 
     def video_may_continue(self, packet: MediaPacket) -> bool:

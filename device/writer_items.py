@@ -16,7 +16,9 @@ class EventStart:
     activation_monotonic_us: int
     activation_utc_us: int
     pre_event_s: float
-    packets: list[MediaPacket]   # from the pre-event buffer; starts with a keyframe
+    # From the pre-event buffer: starts with a video keyframe, or with audio when no
+    # usable keyframe is buffered (a camera loss); empty if nothing is.
+    packets: list[MediaPacket]
 
 
 @dataclass(frozen=True)

@@ -32,13 +32,42 @@ def remux_event(sources: Iterable[MediaSource], out_path: str, creation_utc_us: 
     packet counts per stream kind; with no packet at all, `out_path` is removed.
     Stream copy only: nothing is re-encoded. On any exception `out_path` is removed."""
     counts = {"video": 0, "audio": 0}
-    output = av.open(out_path, "w", format="mp4", options={"movflags": "+faststart"})
+    # A track that starts after the other (audio at the activation, or video at its
+    # first keyframe after a camera loss) starts with an empty edit in the movie
+    # timescale: in µs, not FFmpeg's default ms, so it lands on its exact capture time.
+    output = av.open(out_path, "w", format="mp4", options={"movflags": "+faststart", "movie_timescale": "1000000"})
+    # An event that started while the camera was lost (FLT-1) begins with segments
+    # whose video track is empty, with no codec parameters (SPS/PPS come with the
+    # first keyframe). An output track can only be added before the first packet is
+    # written, so until a segment with real video parameters arrives its audio is held
+    # back (audio only, a few kB a second), with the containers it came from kept open.
+    # If the camera never came back, the export has an audio track only.
+    templates: dict[str, av.stream.Stream] = {}
+    out_streams: dict[str, av.stream.Stream] = {}
+    held_containers: list = []
+    pending: list = []
+    last_dts: dict[str, int] = {}
+
+    def add_streams() -> None:
+        for kind in ("video", "audio"):
+            if kind in templates:
+                out_streams[kind] = output.add_stream_from_template(templates[kind])
+        for packet in pending:
+            mux(packet)
+        pending.clear()
+
+    def mux(packet) -> None:
+        kind = packet.stream.type
+        if kind not in out_streams:
+            return
+        packet.stream = out_streams[kind]
+        output.mux(packet)
+        counts[kind] += 1
+
     try:
         output.metadata["creation_time"] = datetime.fromtimestamp(
             creation_utc_us / 1e6, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         output.metadata["title"] = title
-        out_streams: dict[str, av.stream.Stream] = {}
-        last_dts: dict[str, int] = {}
         for index, source in enumerate(sources):
             try:
                 # Not seekable, so the demuxer reads in file order (plainstream.py).
@@ -47,14 +76,22 @@ def remux_event(sources: Iterable[MediaSource], out_path: str, creation_utc_us: 
                 if source.media_bytes == 0:
                     continue  # cut short before its first flush: no media at all
                 raise RemuxError(f"segment {index} of the event is not a readable MP4") from None
+            holding = False
             try:
-                for stream in container.streams:
-                    if stream.type in ("video", "audio") and stream.type not in out_streams:
-                        out_streams[stream.type] = output.add_stream_from_template(stream)
+                if not out_streams:
+                    for stream in container.streams:
+                        if stream.type in ("video", "audio") and stream.type not in templates \
+                                and _has_parameters(stream):
+                            templates[stream.type] = stream
+                    if "video" in templates:
+                        add_streams()
+                    else:
+                        holding = True
+                        held_containers.append(container)
                 try:
                     for packet in container.demux():
                         kind = packet.stream.type
-                        if packet.size == 0 or kind not in out_streams:
+                        if packet.size == 0 or kind not in ("video", "audio"):
                             continue
                         # Keep decode times strictly increasing across segment joins.
                         dts_us = round((packet.dts if packet.dts is not None else packet.pts)
@@ -62,23 +99,37 @@ def remux_event(sources: Iterable[MediaSource], out_path: str, creation_utc_us: 
                         if dts_us <= last_dts.get(kind, -1):
                             continue
                         last_dts[kind] = dts_us
-                        packet.stream = out_streams[kind]
-                        output.mux(packet)
-                        counts[kind] += 1
+                        if holding:
+                            pending.append(packet)
+                        else:
+                            mux(packet)
                 except (av.error.EOFError, av.error.InvalidDataError):
                     pass  # a segment cut short by power loss ends early; keep what it has
             finally:
-                container.close()
+                if not holding:
+                    container.close()
+        if not out_streams and pending:
+            add_streams()   # the camera never came back: audio only
     except BaseException:
         _close_quietly(output)
         _remove(out_path)
         raise
+    finally:
+        for container in held_containers:
+            container.close()
     if not any(counts.values()):
         _close_quietly(output)  # no stream, no header: FFmpeg may refuse to close it
         _remove(out_path)
         return counts
     output.close()
     return counts
+
+
+def _has_parameters(stream) -> bool:
+    """False for a video track with no codec parameters (no frame was ever muxed)."""
+    if stream.type != "video":
+        return True
+    return bool(stream.codec_context.extradata) and stream.codec_context.width > 0
 
 
 def _close_quietly(output) -> None:

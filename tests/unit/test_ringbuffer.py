@@ -321,3 +321,111 @@ def test_unknown_packet_kind_is_rejected():
     buffer = PreEventBuffer(5, BIG)
     with pytest.raises(ValueError, match="kind"):
         buffer.append(MediaPacket("subtitle", b"x", 0, 1, True))
+
+
+# --- after a camera loss: nothing older than pre-event + one keyframe interval ---------
+
+
+def _stream_with_gaps(fps, gop_frames, run_us, gaps, keep_audio):
+    """Video (keyframe every gop_frames; a fresh keyframe after each gap, as a camera
+    that restarts) and audio, both silent in each (start_us, end_us) gap of the video
+    only; in arrival order."""
+    def lost(t_us):
+        return any(a <= t_us < b for a, b in gaps)
+
+    video, index, since_key = [], 0, None
+    while index * S // fps <= run_us:
+        t_us = index * S // fps
+        if lost(t_us):
+            since_key = None
+        else:
+            keyframe = since_key is None or since_key >= gop_frames
+            since_key = 1 if keyframe else since_key + 1
+            data = index.to_bytes(4, "big") + bytes(4)
+            video.append(MediaPacket("video", data, t_us, S // fps, keyframe))
+        index += 1
+    audio = [audio_packet(i, size=8) for i in range(run_us // AUDIO_FRAME_US + 1)] if keep_audio else []
+    return sorted(video + audio, key=lambda p: (p.timestamp_us, p.kind != "video"))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    fps=st.sampled_from([15, 30]),
+    keyframe_interval_s=st.sampled_from([0.5, 1, 2, 4]),
+    pre_event_s=st.integers(0, 10),
+    gaps=st.lists(st.tuples(st.integers(0, 60 * S), st.integers(1, 40 * S)), max_size=3),
+    run_s=st.integers(1, 70),
+    activation_back_us=st.integers(0, DEFAULT_ACTIVATION_SLACK_US),
+    keep_audio=st.booleans(),
+    configured=st.booleans(),
+)
+def test_take_never_reaches_back_more_than_pre_event_plus_one_keyframe_interval(
+    fps, keyframe_interval_s, pre_event_s, gaps, run_s, activation_back_us, keep_audio, configured
+):
+    run_us = run_s * S
+    gaps = [(start, start + length) for start, length in gaps]
+    packets = _stream_with_gaps(fps, max(1, round(keyframe_interval_s * fps)), run_us, gaps, keep_audio)
+    buffer = PreEventBuffer(pre_event_s, BIG, keep_audio=keep_audio,
+                            keyframe_interval_s=keyframe_interval_s if configured else None)
+    feed(buffer, packets)
+    activation_us = max(0, run_us - activation_back_us)
+    taken = buffer.take(activation_us)
+    frame_us = S // fps
+    interval_us = max(round(keyframe_interval_s * S), 0 if configured else 2 * S)
+    if taken:
+        delivered_us = activation_us - taken[0].timestamp_us
+        assert delivered_us < pre_event_s * S + interval_us + frame_us, (delivered_us, gaps)
+        assert taken[0].kind == "audio" or taken[0].keyframe
+        timestamps = [p.timestamp_us for p in taken]
+        assert timestamps == sorted(timestamps)
+        taken_video = video_of(taken)
+        if taken_video:
+            # Whatever video is handed over runs without a hole to the newest frame.
+            assert taken_video[0].keyframe and taken_video[-1] is video_of(packets)[-1]
+    video = video_of(packets)
+    flowing = video and not any(a < activation_us and b > activation_us - pre_event_s * S - interval_us
+                                for a, b in gaps)
+    if flowing and activation_us >= pre_event_s * S + interval_us:
+        # No gap anywhere near: BUF-2 exactly, from a keyframe.
+        delivered_us = activation_us - taken[0].timestamp_us
+        assert taken[0].kind == "video" and pre_event_s * S <= delivered_us < pre_event_s * S + interval_us
+
+
+def test_a_keyframe_from_before_a_long_loss_is_not_handed_over():
+    # Two minutes without a frame: the last GOP before the loss is not "pre-event".
+    buffer = PreEventBuffer(2, BIG, keep_audio=True, keyframe_interval_s=1)
+    video, _ = camera(30, 1, 10 * S - 1)
+    audio = [audio_packet(i) for i in range(131 * S // AUDIO_FRAME_US)]
+    feed(buffer, sorted(video + audio, key=lambda p: p.timestamp_us))
+    activation_us = 130 * S
+    taken = buffer.take(activation_us)
+    assert video_of(taken) == []
+    assert taken[0].timestamp_us <= activation_us - 2 * S < taken[0].timestamp_us + AUDIO_FRAME_US
+    assert taken == [p for p in audio if p.timestamp_us >= taken[0].timestamp_us]
+
+
+def test_after_a_loss_video_starts_at_the_first_keyframe_after_the_cutoff():
+    # The camera came back 1 s before the press (pre-event 2 s): the old GOP goes,
+    # audio starts at the cutoff and the video at the keyframe on reconnection.
+    buffer = PreEventBuffer(2, BIG, keep_audio=True, keyframe_interval_s=1)
+    before, _ = camera(30, 1, 5 * S - 1)
+    back = [MediaPacket("video", b"k", 59 * S, S // 30, True), MediaPacket("video", b"d", 59 * S + S // 30, S // 30, False)]
+    audio = [audio_packet(i) for i in range(60 * S // AUDIO_FRAME_US)]
+    feed(buffer, sorted(before + back + audio, key=lambda p: p.timestamp_us))
+    taken = buffer.take(60 * S)
+    assert taken[0].kind == "audio" and taken[0].timestamp_us <= 58 * S < taken[0].timestamp_us + AUDIO_FRAME_US
+    assert video_of(taken) == back
+
+
+def test_audio_only_after_a_microphone_gap_starts_after_the_gap():
+    # With no audio frame holding the cutoff, the first after it (never one from before a gap).
+    buffer = PreEventBuffer(2, BIG, keep_audio=True, activation_slack_us=0)
+    early = [audio_packet(i) for i in range(S // AUDIO_FRAME_US)]
+    late = [audio_packet(i) for i in range(20 * S // AUDIO_FRAME_US, 21 * S // AUDIO_FRAME_US)]
+    feed(buffer, early + late)
+    assert buffer.take(21 * S) == late
+
+
+def test_keyframe_interval_must_be_positive():
+    with pytest.raises(ValueError):
+        PreEventBuffer(1, BIG, keyframe_interval_s=0)
