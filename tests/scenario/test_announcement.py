@@ -177,10 +177,6 @@ def test_the_start_notice_is_found_in_the_recorded_audio(tmp_path, custodian, mo
     assert sidecar["media_gaps"] == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "tools/export.py media_gaps() reads `gap_start_us`/`gap_end_us`, but the firmware's media_gap "
-    "records carry `gap_start_monotonic_us`/`gap_end_monotonic_us` (docs/format.md §3.4), so "
-    "the sidecar's media_gaps is always empty. Remove this mark when export reads them."))
 def test_a_camera_gap_is_in_the_sidecars_media_gaps(tmp_path, custodian, monkeypatch):
     # The cord is pulled 8 s into the run and back at 10 s, during the event.
     recorded = run(tmp_path, custodian, monkeypatch, world_steps=({"t_s": 8.0, "do": "camera.disconnect"},
