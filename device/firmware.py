@@ -59,7 +59,8 @@ class Firmware:
         video = board.camera.video_format
         buffer = PreEventBuffer(self.policy.pre_event_s,
                                 self.policy.buffer_max_bytes(video.bitrate_bps, video.keyframe_interval_s),
-                                keep_audio=self.policy.pre_event_audio)
+                                keep_audio=self.policy.pre_event_audio,
+                                keyframe_interval_s=video.keyframe_interval_s)
         self.writer = SegmentWriter(board.storage, board.keystore, self._signing_key, self.identity,
                                     self.chain, audit, video, board.microphone.audio_format, self.policy,
                                     on_committed=self._on_committed, on_failure=self._on_writer_failure,

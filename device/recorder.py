@@ -106,8 +106,8 @@ class Recorder:
                 self.player.play("storage_full" if source == "storage_full" else "fault")
 
     def _start(self, source: str, now_us: int, utc_us: int) -> None:
-        # Empty if the camera has not produced a keyframe yet: the writer then
-        # starts the event at the first keyframe that arrives.
+        # Empty if nothing usable is buffered: the writer then starts the event at the
+        # first keyframe or audio packet that arrives.
         packets = self._buffer.take(now_us)
         self._event_id = self._new_event_id()
         self.events_started += 1

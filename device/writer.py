@@ -239,11 +239,11 @@ class SegmentWriter:
         while self._chain.pending_faults:
             fault = dict(self._chain.pending_faults[0])
             monotonic_us, utc_us = fault.pop("at", self._now)
-            self._stage = "audit"
+            stage, self._stage = self._stage, "audit"
             self._audit.append("fault", monotonic_us, utc_us, **fault)
             self._chain.pending_faults.pop(0)
             self._save_chain()
-            self._stage = "idle"
+            self._stage = stage
 
     def _save_chain(self) -> None:
         self._chain.save(self._keystore)
@@ -272,9 +272,11 @@ class SegmentWriter:
             self._stop_event(item)
         elif isinstance(item, AuditEntry):
             self._now = (item.monotonic_us, item.utc_us)
-            self._stage = "audit"
+            # An entry in the middle of an event (a notice, a gap) must not make a later
+            # fault read as if nothing were being recorded: the stage comes back after it.
+            stage, self._stage = self._stage, "audit"
             self._audit.append(item.entry_type, item.monotonic_us, item.utc_us, **item.fields)
-            self._stage = "idle"
+            self._stage = stage
         else:
             raise TypeError(f"unexpected writer item {item!r}")
 

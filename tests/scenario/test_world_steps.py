@@ -57,7 +57,8 @@ def test_the_trace_shows_what_a_bystander_saw_and_heard_in_time_order(tmp_path, 
     assert states(result.trace) == [(1.29, "buffering", "recording"), (8.0, "recording", "buffering"),
                                     (12.0, "buffering", "shutdown")]
     felt = [(line["t_s"], line["duration_ms"]) for line in result.trace.of_kind("vibrate")]
-    assert felt == [(1.29, 200), (8.0, 400)]
+    # start; the "announcement" pattern (two 80 ms buzzes) after it; stop
+    assert felt == [(1.29, 200), (1.74, 80), (1.94, 80), (8.0, 400)]
     assert [(line["t_s"], line["frequency_hz"]) for line in result.trace.of_kind("tone")] == [(1.29, 2000)]
     red = [(line["t_s"], line["on"]) for line in result.trace.of_kind("led") if line["name"] == "record"]
     assert red[0][1] is True and 1.29 < red[0][0] < 2.5    # on once media is committed (IND-1)
