@@ -34,8 +34,7 @@ def exported_sidecar(run, tmp_path) -> dict:
 def test_camera_loss_is_alerted_within_a_second_and_the_gap_is_logged_exactly(tmp_path):
     run = start(tmp_path)
     run.double_press(2.0)
-    run.at(6.0, run.world.camera.disconnect)
-    run.at(11.0, run.world.camera.reconnect)
+    run.pull_cord(6.0, back_s=11.0)
     run.hold(14.0)
     run.finish(18.0)
 
@@ -65,7 +64,7 @@ def test_a_short_press_answers_the_state_from_facts(tmp_path):
     run.press(1.0)                                   # buffering
     run.double_press(3.0)
     run.press(6.0)                                   # recording: marker, then status
-    run.at(8.0, run.world.camera.disconnect)
+    run.pull_cord(8.0)
     run.press(10.0)                                  # recording, but no picture: fault
     run.hold(12.0)
     run.finish(17.0)
@@ -244,8 +243,7 @@ def test_the_export_lists_a_camera_gap_exactly_and_its_audio_runs_through_it(tmp
 
     run = start(tmp_path)
     run.double_press(1.0)
-    run.at(4.0, run.world.camera.disconnect)
-    run.at(7.0, run.world.camera.reconnect)
+    run.pull_cord(4.0, back_s=7.0)
     run.hold(9.0)
     run.finish(13.0)
     lost, back = run.entries("media_gap")

@@ -62,6 +62,12 @@ class Run:
     def hold(self, t_s: float, hold_s: float = 3.2) -> None:
         self._tap(self.us(t_s), round(hold_s * 1e6))
 
+    def pull_cord(self, t_s: float, back_s: float | None = None) -> None:
+        """The camera cord is pulled at t_s (and pushed back at back_s)."""
+        self.at(t_s, self.world.camera.disconnect)
+        if back_s is not None:
+            self.at(back_s, self.world.camera.reconnect)
+
     def run_until(self, t_s: float) -> None:
         self.clock.wait_until(self.us(t_s))
 
