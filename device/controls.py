@@ -1,11 +1,5 @@
 """What each gesture on the record button means, by state (ACT-1, ACT-4, ACT-5, ANN-4,
-IND-2; the table in docs/indicators.md).
-
-| state      | double press            | short press                        | hold ≥ hold_stop_s      |
-|------------|-------------------------|------------------------------------|-------------------------|
-| buffering  | start an event          | status (buffering or fault)        | nothing                 |
-| recording  | play the notice again   | marker, then status (recording/fault) | stop (or ask to confirm) |
-| confirming | counts 2 presses        | counts 1 press                     | nothing                 |
+IND-2): the table is in docs/indicators.md ("Gestures"), kept in one place.
 
 A stop that policy asks to confirm (`stop_confirm`) opens a window of
 `stop_confirm_s` after the hold; presses in it confirm, and their count picks the

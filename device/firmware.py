@@ -188,7 +188,9 @@ class Firmware:
 
     # -- writer callbacks (writer thread) -------------------------------------------
     def _on_committed(self, media_monotonic_us: int) -> None:
-        self.recorder.on_committed(media_monotonic_us)
+        # The monitor owns the record LED; it re-checks the recorder's state under its own
+        # lock, so a stop on another thread cannot be overtaken by this.
+        self.monitor.on_committed(media_monotonic_us)
 
     def _on_writer_failure(self, exc: BaseException) -> None:
         self.failure = exc

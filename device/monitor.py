@@ -89,7 +89,6 @@ class Monitor:
         self._battery_warned = False
         self._critical = False
         self._led_on = False
-        self._committed_video_us: int | None = None   # newest durable video frame (writer callback)
         self._event_start_us: int | None = None
         video, audio = board.camera.video_format, board.microphone.audio_format
         self._bytes_per_s = (video.bitrate_bps + (audio.bitrate_bps if audio else 0)) / 8
@@ -135,9 +134,8 @@ class Monitor:
             track.last_end_us = end_us
 
     def on_committed(self, media_monotonic_us: int) -> None:
-        """Writer thread: video up to this frame is durable; light the LED at once."""
-        with self._lock:
-            self._committed_video_us = media_monotonic_us
+        """Writer thread: video up to this frame is durable; light the LED at once
+        (what is durable is read from the writer itself, SegmentWriter.committed_us)."""
         # A late commit of old frames (the writer catching up after a stall) must not
         # light the LED: only fresh media does.
         with self._lock:
@@ -149,17 +147,6 @@ class Monitor:
         """The recorder's own changes (a stop turns it off at once)."""
         self._set_led(on)
 
-    def _committed(self) -> tuple[int | None, int | None]:
-        """Newest durable (video, audio) media end, monotonic µs."""
-        video_us = self._committed_video_us
-        audio_us = None
-        committed = getattr(self._writer, "committed_us", None)
-        if committed is not None:
-            writer_video_us, audio_us = committed()
-            if writer_video_us is not None and (video_us is None or writer_video_us > video_us):
-                video_us = writer_video_us
-        return video_us, audio_us
-
     def note_storage_fault(self) -> None:
         """The writer ended an event on a storage fault or a full card: a fault until
         media reaches the card again (the status gesture says so)."""
@@ -169,7 +156,6 @@ class Monitor:
     def event_started(self, now_us: int) -> None:
         """Recorder lock held, right after the EventStart was queued."""
         self._event_start_us = now_us
-        self._committed_video_us = None
         for track in self._tracks.values():
             if track.lost_since_us is not None:
                 # The loss began before this event: its own record says so, so the
@@ -299,7 +285,7 @@ class Monitor:
     def _media_fresh(self, now_us: int) -> bool:
         """Some media (video or audio) durable on the card was captured within the last
         flush interval and slack: the people in front of the camera are being recorded."""
-        newest = max((t for t in self._committed() if t is not None), default=None)
+        newest = max((t for t in self._writer.committed_us() if t is not None), default=None)
         limit_us = round(self._policy.flush_interval_s * 1e6) + COMMIT_SLACK_US
         return newest is not None and now_us - newest <= limit_us
 
@@ -310,7 +296,7 @@ class Monitor:
             self._set_led(False)
             return
         self._set_led(self._media_fresh(now_us))
-        video_us, audio_us = self._committed()
+        video_us, audio_us = self._writer.committed_us()
         newest = max((t for t in (video_us, audio_us) if t is not None), default=self._event_start_us)
         # The first commit carries the whole pre-event, so it may take longer to write:
         # the clock for a stall starts at the activation, whose first media is older.
@@ -320,17 +306,14 @@ class Monitor:
         stalled = newest is not None and now_us - max(newest, self._event_start_us or newest) > limit_us
         if stalled and not self._stall_alerted:
             self._stall_alerted = True
-            busy = getattr(self._writer, "busy_since", lambda: None)()
-            self._alert("fault", "commit_stall", committed_monotonic_us=newest, busy_since_us=busy)
+            self._alert("fault", "commit_stall", committed_monotonic_us=newest,
+                        busy_since_us=self._writer.busy_since())
         elif not stalled:
             self._stall_alerted = False
 
     def _check_writer_thread(self, now_us: int) -> None:
         """FLT-5: a writer thread that died is started again on the same queue."""
-        alive, restart = getattr(self._writer, "alive", None), getattr(self._writer, "restart", None)
-        if alive is None or restart is None:
-            return
-        if not alive() and restart():
+        if not self._writer.alive() and self._writer.restart():
             self._writer_restarts += 1
             self._play("fault")
             self._writer.put(AuditEntry("watchdog", self._clock.monotonic_us(), self._clock.wall_time_us(),

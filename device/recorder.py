@@ -17,7 +17,7 @@ from device.ringbuffer import PreEventBuffer
 from device.states import INITIAL_STATE, Action, Event, State, step
 from device.writer import AuditEntry, EventStart, EventStop, Metadata, SegmentWriter
 from hal.clock import Clock
-from hal.indicators import LED_RECORD, Indicators
+from hal.indicators import Indicators
 from hal.media import MediaPacket
 
 
@@ -30,7 +30,7 @@ class Recorder:
         self._announcer = announcer
         self.player = PatternPlayer(clock, indicators) if player is None else player
         self.monitor = None   # device/monitor.py, set by the firmware: told of every packet
-        self._writer, self._indicators, self._new_event_id = writer, indicators, new_event_id
+        self._writer, self._new_event_id = writer, new_event_id
         self._lock = threading.Lock()
         self._state = INITIAL_STATE
         self._event_id: str | None = None
@@ -88,8 +88,6 @@ class Recorder:
                 if self.monitor is not None:
                     self.monitor.event_stopped()
                     self.monitor.set_record_led(False)
-                else:
-                    self._indicators.set_led(LED_RECORD, False)
                 if event is Event.STORAGE_FAILED:
                     # Not the stop signal: the wearer must know recording ended by itself.
                     self.player.play("storage_full" if source == "storage_full" else "fault")
@@ -124,11 +122,3 @@ class Recorder:
         with self._lock:
             if self._state is State.RECORDING and self._announcer is not None:
                 self._announcer.replay(self._event_id, self._clock.monotonic_us(), self._clock.wall_time_us())
-
-    def on_committed(self, media_monotonic_us: int) -> None:
-        """Writer thread: media up to this time is durable; the red LED tells the truth."""
-        with self._lock:  # a stop on another thread must not be overtaken by this
-            if self.monitor is not None:
-                self.monitor.on_committed(media_monotonic_us)
-            elif self._state is State.RECORDING:
-                self._indicators.set_led(LED_RECORD, True)

@@ -282,3 +282,11 @@ def bwc_many(arg_lists: list[list[str]], timeout: float = 120) -> list[subproces
 def copy_storage(src: str, dst: str) -> str:
     shutil.copytree(src, dst)
     return dst
+
+
+def trace_pulses(lines: list[dict]) -> list[tuple[int, str, int, int]]:
+    """The vibrations and tones of a trace (simulator/trace.py) as device/patterns.recognise
+    reads them: (monotonic_us, "vibrate" | "tone", duration_ms, frequency_hz)."""
+    return [(line["monotonic_us"], "vibrate", line["duration_ms"], 0) if line["kind"] == "vibrate"
+            else (line["monotonic_us"], "tone", line["duration_ms"], line["frequency_hz"])
+            for line in lines if line["kind"] in ("vibrate", "tone")]

@@ -7,7 +7,7 @@ import pytest
 
 from device.config import load_identity, load_policy
 from device.patterns import recognise
-from scenario_support import make_custodian, make_device, scenario_toml
+from scenario_support import make_custodian, make_device, scenario_toml, trace_pulses
 from simulator.runner import run_scenario
 from simulator.scenario import parse_scenario
 
@@ -16,11 +16,8 @@ pytestmark = pytest.mark.scenario
 
 def felt(lines: list[dict]) -> list[tuple[float, str]]:
     """The patterns in a trace, as (t_s, name)."""
-    pulses = [(line["monotonic_us"], "vibrate", line["duration_ms"], 0) if line["kind"] == "vibrate"
-              else (line["monotonic_us"], "tone", line["duration_ms"], line["frequency_hz"])
-              for line in lines if line["kind"] in ("vibrate", "tone")]
     origin_us = lines[0]["monotonic_us"] - round(lines[0]["t_s"] * 1e6)
-    return [((t - origin_us) / 1e6, name) for t, name in recognise(pulses)]
+    return [((t - origin_us) / 1e6, name) for t, name in recognise(trace_pulses(lines))]
 
 
 def step_time(lines: list[dict], do: str) -> float:

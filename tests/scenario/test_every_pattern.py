@@ -11,7 +11,7 @@ from device.config import load_identity, load_policy
 from device.evidence.keys import read_device_public
 from device.evidence.storage_verify import verify_storage
 from device.patterns import PATTERNS, check_table, recognise, score
-from scenario_support import make_custodian, make_device, scenario_toml
+from scenario_support import make_custodian, make_device, scenario_toml, trace_pulses
 from simulator.runner import run_scenario
 from simulator.scenario import parse_scenario
 
@@ -58,10 +58,7 @@ def shift(tmp_path_factory):
     policy = scenario.apply_policy(load_policy(device.directory + "/policy.toml"))
     result = run_scenario(scenario, load_identity(device.directory), policy, device.directory,
                           device.storage, trace=True)
-    lines = result.trace.lines()
-    pulses = [(line["monotonic_us"], "vibrate", line["duration_ms"], 0) if line["kind"] == "vibrate"
-              else (line["monotonic_us"], "tone", line["duration_ms"], line["frequency_hz"])
-              for line in lines if line["kind"] in ("vibrate", "tone")]
+    pulses = trace_pulses(result.trace.lines())
     felt = recognise(pulses)
     return result, pulses, felt, device
 

@@ -8,7 +8,7 @@ scenario times t_s (seconds after boot).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from device.config import Policy, load_identity
@@ -34,8 +34,6 @@ class Run:
     storage: str
     pub_path: str
     secret_path: str
-    ended_us: int = 0
-    steps: list = field(default_factory=list)
 
     def at(self, t_s: float, action: Callable[[], None]) -> None:
         self.clock.call_at(self.boot_us + round(t_s * 1e6), action)
@@ -74,7 +72,6 @@ class Run:
     def finish(self, t_s: float) -> None:
         self.run_until(t_s)
         self.firmware.shutdown()
-        self.ended_us = self.clock.monotonic_us()
 
     # -- what a person could observe ----------------------------------------------------
     def patterns(self) -> list[tuple[float, str]]:
