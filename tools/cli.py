@@ -7,6 +7,8 @@ import os
 import sys
 import time
 
+from tools.offload import command as offload_command
+
 EXIT_OK, EXIT_INTEGRITY, EXIT_USAGE, EXIT_TRUNCATED, EXIT_BEFORE_SET = 0, 1, 2, 3, 4
 
 
@@ -57,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("bench", help="measure CPU, memory and speed; write DIR/bench.json")
     s.add_argument("--out", required=True, metavar="DIR")
     s.add_argument("--quick", action="store_true", help="smaller, faster figures (no memory runs)")
+    offload_command.add_parser(sub)
     return p
 
 
@@ -185,7 +188,7 @@ def _bench(args) -> int:
 
 
 _COMMANDS = {"bench": _bench, "keygen": _keygen, "provision": _provision, "run": _run, "verify": _verify,
-             "export": _export, "demo": _demo}
+             "export": _export, "demo": _demo, "offload": offload_command.run}
 
 if __name__ == "__main__":
     sys.exit(main())

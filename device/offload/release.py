@@ -1,0 +1,146 @@
+"""Letting receipted history leave the card (docs/offload.md §8 step 4, OFF-2).
+
+Given a custody receipt from the intake: check it against the intake keys the device
+was provisioned to trust, work out exactly what it covers on this card, log it in a
+`receipt` audit entry with the device's own audit log (so the card still verifies,
+its earlier history accounted for by that entry), and only then delete:
+
+- every segment with a seq below the receipt's;
+- the receipt's own segment, if the checkpoint it names is that file's last one;
+- every audit file but the newest whose entries are all covered.
+
+Covered means provably the same history, not merely a lower number: the receipt's
+segment must be the card's (its named checkpoint is one of the file's), and its
+audit entry must be on the card (that line's hash, or the next line's `prev`). A
+receipt that names something else deletes nothing. Runs only while the caller holds
+the device lock (no firmware writes meanwhile). A receipt that deletes nothing is
+not logged, so running offload again changes nothing on the card.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from nacl.signing import SigningKey, VerifyKey
+
+from device.chainstate import ChainState
+from device.config import Identity
+from device.evidence.audit import AuditLog
+from device.evidence.audit_lines import audit_file_number, line_hash, parse_line, split_lines
+from device.evidence.format import seq_from_file_name
+from device.evidence.receipt import check_receipt
+from device.evidence.segment_reader import verify_segment_file
+from hal.clock import Clock
+from hal.dirstorage import DirectoryStorage
+from hal.fs import OS_FS, FileSystem
+from hal.keystore import KeyStore
+
+
+@dataclass(slots=True)
+class Release:
+    logged_entry: int | None = None          # n of the receipt entry, if one was logged
+    deleted: list[str] = field(default_factory=list)
+    kept_reason: list[str] = field(default_factory=list)   # why covered-looking files stayed
+
+
+def _audit_files(storage_dir: str) -> list[tuple[int, str]]:
+    return sorted((n, name) for name in os.listdir(storage_dir)
+                  if (n := audit_file_number(name)) is not None and n > 0)
+
+
+def _read(storage_dir: str, name: str) -> bytes:
+    with open(os.path.join(storage_dir, name), "rb") as f:
+        return f.read()
+
+
+def covered_audit_files(storage_dir: str, audit: tuple[int, str] | None, key: VerifyKey,
+                        out: Release) -> list[str]:
+    """Audit files whose every entry is at or before the receipt's, which the card
+    itself shows is the same chain, oldest first (the card's newest file may be one)."""
+    files = _audit_files(storage_dir)
+    if audit is None or not files:
+        return []
+    n_receipted, digest = audit
+    on_card, names = False, []
+    entries_by_file: dict[str, list[int] | None] = {}
+    for _, name in files:
+        lines, _tail = split_lines(_read(storage_dir, name))
+        numbers: list[int] | None = []
+        for line in lines:
+            entry = parse_line(line, key)
+            if entry is None or not isinstance(entry.get("n"), int):
+                numbers = None     # a line that does not verify: never delete this file
+                continue
+            if (entry["n"] == n_receipted and line_hash(line) == digest) or \
+                    (entry["n"] == n_receipted + 1 and entry.get("prev") == digest):
+                on_card = True
+            if numbers is not None:
+                numbers.append(entry["n"])
+        entries_by_file[name] = numbers
+    if not on_card:
+        out.kept_reason.append(f"the receipt's audit entry {n_receipted} is not this card's")
+        return []
+    for _, name in files:
+        numbers = entries_by_file[name]
+        if numbers is not None and all(n <= n_receipted for n in numbers):
+            names.append(name)
+    return names
+
+
+def covered_segments(storage_dir: str, segments: tuple[int, str, int] | None, key: VerifyKey,
+                     out: Release) -> list[str]:
+    if segments is None:
+        return []
+    seq, digest, chunks = segments
+    by_seq = {s: name for name in os.listdir(storage_dir) if (s := seq_from_file_name(name)) is not None}
+    names = [by_seq[s] for s in sorted(by_seq) if s < seq]
+    if seq in by_seq:
+        with open(os.path.join(storage_dir, by_seq[seq]), "rb") as f:
+            report = verify_segment_file(f, key)
+        cps = [(cp.chunk_count, cp.hash.hex()) for cp in report.checkpoints]
+        if (chunks, digest) not in cps:
+            out.kept_reason.append(f"the receipt names a checkpoint that segment {seq} on this card does not have")
+            return []
+        if cps[-1] == (chunks, digest):
+            names.append(by_seq[seq])
+        else:
+            out.kept_reason.append(f"segment {seq}: the intake holds it only to chunk {chunks}")
+    return names
+
+
+def release(receipt: dict, identity: Identity, storage_dir: str, keystore: KeyStore, clock: Clock,
+            fs: FileSystem = OS_FS) -> Release:
+    """Check `receipt`, log it, and delete what it covers. Raises ReceiptError (and
+    changes nothing) unless it is signed by a trusted intake key for this device."""
+    device_hex = identity.device_public_key.hex()
+    segs, audit = check_receipt(receipt, device_hex, list(identity.intake_public_keys))
+    key = VerifyKey(identity.device_public_key)
+    out = Release()
+    doomed = covered_segments(storage_dir, segs, key, out)
+    audit_names = covered_audit_files(storage_dir, audit, key, out)
+    newest = _audit_files(storage_dir)[-1][1] if _audit_files(storage_dir) else None
+    # The newest audit file alone is no reason to log: a receipt for it would open a
+    # newer file holding only itself, and every later run would do the same again.
+    if not doomed and not [n for n in audit_names if n != newest]:
+        return out
+    signing_key = SigningKey(keystore.signing_seed())
+    if bytes(signing_key.verify_key) != identity.device_public_key:
+        raise ValueError("the key store's signing key does not match device.json")
+    # The firmware's own audit log and chain state (device/firmware.py boot): the entry
+    # continues the device's chain and opens a new audit file, which is then the newest.
+    chain = ChainState.load(keystore)
+    log = AuditLog(DirectoryStorage(storage_dir, fs), signing_key, identity.device_id, chain,
+                   lambda: chain.save(keystore))
+    try:
+        entry = log.append("receipt", clock.monotonic_us(), clock.wall_time_us(), receipt=receipt)
+    finally:
+        log.close()
+    out.logged_entry = entry["n"]
+    # The entry opened a newer file, so every covered file may go; never the newest.
+    newest = _audit_files(storage_dir)[-1][1]
+    for name in doomed + [n for n in audit_names if n != newest]:
+        fs.unlink(os.path.join(storage_dir, name))
+        out.deleted.append(name)
+    # The deletions are durable only once the directory is.
+    fs.fsync_dir(storage_dir)
+    return out
