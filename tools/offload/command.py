@@ -52,15 +52,15 @@ def run(args) -> int:
     if not identity.intake_public_keys:
         return _usage(f"device {args.device} trusts no evidence intake, so it could never accept a receipt: "
                       f"provision it with --intake-pub INTAKE_DIR/intake.pub")
-    storage = args.storage or os.path.join(args.device, "storage")
-    if not os.path.isdir(storage):
-        return _usage(f"{storage}: no evidence storage (not a directory)")
     lock = DeviceLock(args.device)
     try:
         lock.acquire()
     except DeviceLockError as exc:
         return _usage(f"{exc}: offload runs only while the camera is idle or docked")
     try:
+        storage = args.storage or os.path.join(args.device, "storage")
+        if not os.path.isdir(storage):
+            return _usage(f"{storage}: no evidence storage (not a directory)")
         try:
             key = signing_key(args.device, identity)
             client = IntakeClient(args.to, key, identity.intake_public_keys, limiter)
