@@ -1,0 +1,90 @@
+"""`bwc offload` to a real intake (docs/offload.md §8, OFF-1/2, VER-3): a recorded device with
+two events, the second marked, goes to `bwc intake serve` on loopback. The marked event
+goes first; the device logs the receipt and keeps only its newest audit file; the card
+and the intake's store both verify with exit 0; a second run changes nothing."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from conftest import TWO_EVENTS, copy_device, make_trusting_device
+from intake_support import Intake, enroll, init_intake, need_intake
+from scenario_support import audit_entries, bwc, record
+
+pytestmark = pytest.mark.tool
+
+
+@pytest.fixture(scope="module")
+def enrolled(tmp_path_factory, offload_custodian):
+    """(intake dir, a recorded device that trusts it and that it has enrolled). Read-only."""
+    need_intake()
+    base = tmp_path_factory.mktemp("e2e")
+    intake_dir = str(base / "intake")
+    intake_pub = init_intake(intake_dir)
+    device = make_trusting_device(str(base / "device"), offload_custodian, intake_pub)
+    record(device, offload_custodian, TWO_EVENTS, None)
+    enroll(intake_dir, device.pub_path)
+    return intake_dir, device
+
+
+@pytest.fixture
+def served(enrolled, tmp_path):
+    intake_dir, device = enrolled
+    intake = Intake(intake_dir, str(tmp_path / "store"), str(tmp_path / "access.log"))
+    yield intake, copy_device(device, str(tmp_path / "device"))
+    intake.stop()
+
+
+def _offload(device, url: str, *extra: str):
+    result = bwc("offload", "--device", device.directory, "--to", url, "--json", *extra)
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    return result, lines
+
+
+def _snapshot(storage: str) -> dict[str, bytes]:
+    return {n: open(os.path.join(storage, n), "rb").read() for n in sorted(os.listdir(storage))}
+
+
+def test_offload_sends_marked_events_first_receipts_releases_and_everything_verifies(served):
+    intake, device = served
+    result, lines = _offload(device, intake.url)
+    assert result.returncode == 0, result.stderr + result.stdout
+    summary = lines[-1]
+    assert summary["type"] == "summary" and summary["refused"] == [] and summary["network_error"] is None
+    sent = [line["seq"] for line in lines if line["type"] == "segment"]
+    assert sent == [4, 5, 6, 1, 2, 3]             # the marked event (segments 4–6) first
+    # The intake saw them in that order too (its access log names each commit).
+    commits = [int(e["path"].split("/")[5]) for e in intake.access_log()
+               if e.get("method") == "POST" and e.get("path", "").endswith("/commit") and e.get("status") == 200]
+    assert commits == sent
+    receipt = [line for line in lines if line["type"] == "receipt"]
+    assert len(receipt) == 1 and receipt[0]["receipt"]["segments"]["seq"] == 6
+    # The receipt is logged; the card keeps only its newest audit file, which holds it.
+    left = os.listdir(device.storage)
+    assert len(left) == 1 and left[0].startswith("audit-") and summary["left_on_card"] == left
+    assert [e["type"] for e in audit_entries(device.storage)] == ["receipt"]
+    verify_card = bwc("verify", device.storage, "--device-pub", device.pub_path)
+    assert verify_card.returncode == 0, verify_card.stdout + verify_card.stderr
+    verify_store = bwc("verify", intake.store_url, "--device-pub", device.pub_path)
+    assert verify_store.returncode == 0, verify_store.stdout + verify_store.stderr
+
+
+def test_a_second_offload_changes_nothing_on_the_card(served):
+    intake, device = served
+    first, _ = _offload(device, intake.url)
+    assert first.returncode == 0, first.stderr
+    before = _snapshot(device.storage)
+    again, lines = _offload(device, intake.url)
+    assert again.returncode == 0, again.stderr
+    summary = lines[-1]
+    assert summary["accepted"] == [] and summary["deleted"] == [] and summary["receipt_entry"] is None
+    assert _snapshot(device.storage) == before
+
+
+def test_the_terminal_summary_names_what_happened(served):
+    intake, device = served
+    result = bwc("offload", "--device", device.directory, "--to", intake.url)
+    assert result.returncode == 0, result.stderr
+    assert "accepted: 6 segment(s)" in result.stdout and "left on the card: 1 file(s)" in result.stdout
