@@ -36,6 +36,15 @@ def make_trusting_device(directory: str, custodian, intake_pub_path: str, device
     return Device(directory, pub)
 
 
+def card_files(storage: str) -> dict[str, bytes]:
+    """Every file on a card and its bytes: to show that something changed nothing."""
+    out = {}
+    for name in sorted(os.listdir(storage)):
+        with open(os.path.join(storage, name), "rb") as f:
+            out[name] = f.read()
+    return out
+
+
 def copy_device(device: Device, directory: str) -> Device:
     shutil.copytree(device.directory, directory)
     return Device(directory, os.path.join(directory, "device.pub"))

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from conftest import TWO_EVENTS, copy_device, make_trusting_device
+from conftest import TWO_EVENTS, card_files, copy_device, make_trusting_device
 from intake_support import Intake, enroll, init_intake, need_intake
 from scenario_support import audit_entries, bwc, record
 
@@ -43,10 +43,6 @@ def _offload(device, url: str, *extra: str):
     return result, lines
 
 
-def _snapshot(storage: str) -> dict[str, bytes]:
-    return {n: open(os.path.join(storage, n), "rb").read() for n in sorted(os.listdir(storage))}
-
-
 def test_offload_sends_marked_events_first_receipts_releases_and_everything_verifies(served):
     intake, device = served
     result, lines = _offload(device, intake.url)
@@ -75,12 +71,12 @@ def test_a_second_offload_changes_nothing_on_the_card(served):
     intake, device = served
     first, _ = _offload(device, intake.url)
     assert first.returncode == 0, first.stderr
-    before = _snapshot(device.storage)
+    before = card_files(device.storage)
     again, lines = _offload(device, intake.url)
     assert again.returncode == 0, again.stderr
     summary = lines[-1]
     assert summary["accepted"] == [] and summary["deleted"] == [] and summary["receipt_entry"] is None
-    assert _snapshot(device.storage) == before
+    assert card_files(device.storage) == before
 
 
 def test_the_terminal_summary_names_what_happened(served):

@@ -9,7 +9,7 @@ import os
 import pytest
 from nacl.signing import SigningKey
 
-from conftest import intake_signing_key
+from conftest import card_files, intake_signing_key
 from device.config import load_identity
 from device.evidence.audit_lines import line_hash
 from device.evidence.keys import read_device_public
@@ -21,14 +21,6 @@ from hal.realclock import RealClock
 from scenario_support import audit_entries, audit_files
 
 UTC_US = 1_800_000_000_000_000
-
-
-def _snapshot(storage: str) -> dict[str, bytes]:
-    out = {}
-    for name in sorted(os.listdir(storage)):
-        with open(os.path.join(storage, name), "rb") as f:
-            out[name] = f.read()
-    return out
 
 
 def _audit_lines(storage: str) -> list[bytes]:
@@ -101,20 +93,20 @@ def test_a_segment_the_intake_holds_only_in_part_stays_on_the_card(card):
 
 
 def test_a_receipt_naming_a_checkpoint_this_card_does_not_have_deletes_nothing(card):
-    before = _snapshot(card.storage)
+    before = card_files(card.storage)
     forked = dict(_segment_point(card, 3), hash="ab" * 32)
     result = _release(card, _receipt(card, forked, None))
     assert result.deleted == [] and result.logged_entry is None
-    assert _snapshot(card.storage) == before
+    assert card_files(card.storage) == before
 
 
 def test_receipting_the_same_history_again_changes_nothing(card):
     receipt = _receipt(card, _segment_point(card, 6), _audit_point(card))
     _release(card, receipt)
-    before = _snapshot(card.storage)
+    before = card_files(card.storage)
     again = _release(card, _receipt(card, receipt["segments"], _audit_point(card)))
     assert again.deleted == [] and again.logged_entry is None
-    assert _snapshot(card.storage) == before
+    assert card_files(card.storage) == before
 
 
 @pytest.mark.parametrize("how", ["untrusted", "forged", "other_device"])
@@ -126,10 +118,10 @@ def test_a_receipt_the_device_cannot_trust_deletes_nothing_and_logs_nothing(card
         receipt = dict(_receipt(card, segments, audit), received_utc_us=UTC_US + 1)
     else:
         receipt = _receipt(card, segments, audit, device_hex="cd" * 32)
-    before = _snapshot(card.storage)
+    before = card_files(card.storage)
     chain_before = FileKeyStore(card.directory).read_record("chain.json")
     with pytest.raises(ReceiptError):
         _release(card, receipt)
-    assert _snapshot(card.storage) == before
+    assert card_files(card.storage) == before
     assert FileKeyStore(card.directory).read_record("chain.json") == chain_before
     assert _verify(card).outcome == "authentic"
