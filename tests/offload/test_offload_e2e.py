@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from conftest import TWO_EVENTS, card_files, copy_device, make_trusting_device
+from offload_support import TWO_EVENTS, card_files, copy_device, make_trusting_device
 from intake_support import Intake, enroll, init_intake, need_intake
 from scenario_support import audit_entries, bwc, record
 

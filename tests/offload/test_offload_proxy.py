@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from conftest import make_trusting_device
+from offload_support import make_trusting_device
 from intake_support import Intake, enroll, init_intake, need_intake
 from proxy import Proxy
 from scenario_support import bwc, record, scenario_toml

@@ -9,7 +9,7 @@ import os
 import pytest
 from nacl.signing import SigningKey
 
-from conftest import card_files, intake_signing_key
+from offload_support import card_files, intake_signing_key
 from device.config import load_identity
 from device.evidence.audit_lines import line_hash
 from device.evidence.keys import read_device_public
