@@ -61,3 +61,23 @@ def test_offload_while_the_firmware_runs_exits_2_at_once_and_changes_nothing(tmp
     finally:
         run.terminate()
         run.communicate(timeout=30)
+
+
+def test_an_intake_that_cannot_be_reached_is_exit_3_after_the_retries_and_the_card_keeps_everything(card):
+    import json
+    import socket
+    from offload_support import card_files
+    with socket.socket() as s:      # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    before = card_files(card.storage)
+    started = time.monotonic()
+    result = bwc("offload", "--device", card.directory, "--to", f"http://127.0.0.1:{port}", "--json",
+                 "--retry-for", "2")
+    assert result.returncode == 3, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    # Tries at 0 s, 0.5 s and 1.5 s; the next would wait 2 s more, past --retry-for.
+    assert [(line["type"], line.get("wait_s")) for line in lines] == [("retry", 0.5), ("retry", 1.0), ("summary", None)]
+    assert "refused" in lines[-1]["network_error"] or "Connection" in lines[-1]["network_error"]
+    assert lines[-1]["deleted"] == [] and time.monotonic() - started < 20
+    assert card_files(card.storage) == before
