@@ -11,7 +11,7 @@ import pytest
 
 from offload_support import TWO_EVENTS, card_files, copy_device, make_trusting_device
 from intake_support import Intake, enroll, init_intake, need_intake
-from scenario_support import audit_entries, bwc, record
+from scenario_support import audit_entries, bwc, record, scenario_toml
 
 pytestmark = pytest.mark.tool
 
@@ -84,3 +84,32 @@ def test_the_terminal_summary_names_what_happened(served):
     result = bwc("offload", "--device", device.directory, "--to", intake.url)
     assert result.returncode == 0, result.stderr
     assert "accepted: 6 segment(s)" in result.stdout and "left on the card: 1 file(s)" in result.stdout
+
+
+ONE_EVENT = scenario_toml(5, [{"t_s": 1.0, "do": "button.double_press"},
+                              {"t_s": 2.5, "do": "button.hold", "hold_s": 3.0}], pre_event_s=1, segment_s=2)
+
+
+def test_a_card_whose_history_forked_from_what_the_intake_holds_is_refused_and_keeps_everything(
+        served, tmp_path, offload_custodian):
+    """Two copies of one device record different events after a common start (a restored
+    backup, a cloned card): the intake takes the first; the second's segments are refused
+    by name, and its receipt — for the other history — deletes nothing."""
+    intake, device = served
+    record(device, offload_custodian, ONE_EVENT, None)
+    fork = copy_device(device, str(tmp_path / "fork"))
+    record(device, offload_custodian, ONE_EVENT, None)
+    record(fork, offload_custodian, ONE_EVENT, None)
+    first, _ = _offload(device, intake.url)
+    assert first.returncode == 0, first.stderr
+    before = card_files(fork.storage)
+    result, lines = _offload(fork, intake.url)
+    assert result.returncode == 1, result.stderr
+    summary = lines[-1]
+    refused = {item["what"]: item["reason"] for item in summary["refused"]}
+    segments = {what: why for what, why in refused.items() if what.startswith("seg-")}
+    assert segments and set(segments.values()) <= {"seq_conflict", "chain_break"}, refused
+    assert {why for what, why in refused.items() if what.startswith("audit-")} <= {"audit_conflict", "audit_invalid",
+                                                                                 "audit_gap"}, refused
+    assert summary["deleted"] == [] and summary["receipt_entry"] is None
+    assert card_files(fork.storage) == before
