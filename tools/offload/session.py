@@ -55,6 +55,7 @@ class Session:
     monotonic_s: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     outcome: Outcome = field(default_factory=Outcome)
+    _held_at_start: set[int] | None = None
 
     def run(self) -> int:
         keystore = FileKeyStore(self.device_dir)
@@ -96,6 +97,7 @@ class Session:
         state = self.client.state()
         plan = make_plan(self.storage_dir, report, state, chain, self._segments)
         plan.segments = [s for s in plan.segments if s.name not in self.outcome.refused_names]
+        self._note_held(plan)
         self._announce(plan, state)
         self._send_audit(plan)
         for seg in plan.segments:
@@ -103,6 +105,18 @@ class Session:
         # Entries written meanwhile (none while the lock is held, so normally nothing).
         self._send_audit(plan_audit(self.storage_dir, self.client.state()))
         self.client.receipt()
+
+    def _note_held(self, plan: Plan) -> None:
+        """What the intake held before this run is `already_held`; what it holds now and
+        did not then was accepted in this run (perhaps with its answer lost to a drop)."""
+        done = set(self.outcome.accepted) | set(self.outcome.already_held)
+        if self._held_at_start is None:
+            self._held_at_start = {seg.seq for seg in plan.held}
+            self.outcome.already_held.extend(seg.seq for seg in plan.held)
+            return
+        for seg in plan.held:
+            if seg.seq not in done:
+                self._done(seg, "accepted")
 
     def _announce(self, plan: Plan, state: dict) -> None:
         events: dict[str, int] = {}
