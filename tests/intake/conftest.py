@@ -90,12 +90,37 @@ def recorded(tmp_path_factory) -> Recorded:
 
 @pytest.fixture(scope="session")
 def device_key(recorded):
-    from hal.filekeystore import FileKeyStore
-    from nacl.signing import SigningKey
-    return SigningKey(FileKeyStore(recorded.directory).signing_seed())
+    return signing_key(recorded.directory)
 
 
 @pytest.fixture
 def card(recorded, tmp_path) -> str:
     """A copy of the recorded storage, to change."""
     return shutil.copytree(recorded.storage, str(tmp_path / "card"))
+
+
+SHORT = scenario_toml(6, [{"t_s": 1.0, "do": "button.double_press"},
+                          {"t_s": 2.0, "do": "button.hold", "hold_s": 3.0}], pre_event_s=1, segment_s=2)
+OTHER_SHORT = scenario_toml(7, [{"t_s": 1.5, "do": "button.double_press"},
+                                {"t_s": 3.0, "do": "button.hold", "hold_s": 3.0}], pre_event_s=1, segment_s=2)
+
+
+@pytest.fixture(scope="session")
+def forked(tmp_path_factory) -> tuple[Recorded, Recorded]:
+    """One device key, two histories: the device directory copied after provisioning and
+    each copy recorded differently (what a cloned or rolled-back camera would send)."""
+    root = tmp_path_factory.mktemp("intake-forked")
+    custodian = make_custodian(str(root / "keys"))
+    a = make_device(str(root / "a"), custodian, device_id="forked-cam")
+    shutil.copytree(a.directory, str(root / "b"))
+    b = type(a)(str(root / "b"), str(root / "b" / "device.pub"))
+    record(a, custodian, SHORT, None)
+    record(b, custodian, OTHER_SHORT, None)
+    return (Recorded(a.directory, a.pub_path, a.storage, custodian),
+            Recorded(b.directory, b.pub_path, b.storage, custodian))
+
+
+def signing_key(device_dir: str):
+    from hal.filekeystore import FileKeyStore
+    from nacl.signing import SigningKey
+    return SigningKey(FileKeyStore(device_dir).signing_seed())
