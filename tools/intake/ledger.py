@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 from nacl.signing import SigningKey, VerifyKey
 
-from device.evidence.audit_lines import line_hash, parse_line
+from device.evidence.audit_lines import line_hash
+from device.evidence.audit_verify import read_audit_file
 from device.evidence.format import segment_file_name
 from device.evidence.receipt import make_receipt
 from device.evidence.segment_reader import AUTHENTIC, TRUNCATED, WRONG_DEVICE, verify_segment_file
@@ -322,18 +323,14 @@ def _audit_covered(parts: list[AuditPart]) -> dict | None:
 
 
 def _verified_lines(data: bytes, key: VerifyKey) -> list[tuple[dict, str]]:
-    """(entry, line hash) per line; each must be whole, signed, and chain to the one before."""
+    """(entry, line hash) per line, read exactly as `bwc verify` reads an audit file: each
+    line whole, signed, an entry of a known type, and chained to the one before."""
     if not data or not data.endswith(b"\n"):
         raise Refused("audit_invalid", "audit bytes must be whole lines, each ending in a newline")
-    out: list[tuple[dict, str]] = []
-    for number, line in enumerate(data.split(b"\n")[:-1]):
-        entry = parse_line(line, key)
-        if entry is None or not _is_count(entry.get("n")) or not isinstance(entry.get("prev"), str):
-            raise Refused("audit_invalid", f"line {number + 1} is not an entry signed by this device")
-        if out and (entry["n"] != out[-1][0]["n"] + 1 or entry["prev"] != out[-1][1]):
-            raise Refused("audit_invalid", f"entry {entry['n']} does not follow entry {out[-1][0]['n']}")
-        out.append((entry, line_hash(line)))
-    return out
+    run = read_audit_file("upload", data, key)
+    if run.problem:
+        raise Refused("audit_invalid", run.problem)
+    return [(run.entries[n], line_hash(run.lines[n])) for n in sorted(run.entries)]
 
 
 def _continues(head: AuditPart, entries: list[tuple[dict, str]], offset: int) -> None:
@@ -344,7 +341,3 @@ def _continues(head: AuditPart, entries: list[tuple[dict, str]], offset: int) ->
         return   # the newest line written again at the start of the next file (format.md §5.3)
     raise Refused("audit_invalid", f"entry {first['n']} does not continue the intake's chain "
                                    f"(which ends at entry {head.last_n})")
-
-
-def _is_count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
