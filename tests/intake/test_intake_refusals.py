@@ -22,15 +22,21 @@ def _held(client: Client) -> tuple:
     return state["segments"], state["audit"]
 
 
-@pytest.fixture
-def served(intake_dir, intake_server, forked):
-    """An intake holding the whole of history A of the forked device."""
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, forked):
+    """An intake holding the whole of history A of the forked device. Shared by the tests
+    of this module, which each check that their refusal changed nothing."""
+    from intake_client import Server
+    from tools.intake.config import enroll_device, init_intake
     a, _ = forked
-    enroll(intake_dir, a.pub_path)
-    server = intake_server()
+    root = tmp_path_factory.mktemp("refusals")
+    init_intake(str(root / "intake"))
+    enroll_device(str(root / "intake"), a.pub_path)
+    server = Server(str(root / "intake"), "file://" + str(root / "store"), str(root / "intake.log")).start()
     client = Client(server.url, signing_key(a.directory))
     upload_card(client, a.storage)
-    return server, client
+    yield server, client
+    assert server.stop() == 0
 
 
 def _segment(storage: str, seq: int) -> bytes:

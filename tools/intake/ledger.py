@@ -245,7 +245,11 @@ class Ledger:
                 raise Refused("hash_mismatch", "the assembled segment is not the one this upload named")
             spool.rollover()              # verify_segment_file maps a real file
             spool.seek(0)
-            record = self._check_segment(device, seq, sha, manifest["size"], spool)
+            try:
+                record = self._check_segment(device, seq, sha, manifest["size"], spool)
+            except Refused:
+                self._drop_upload(base)   # these bytes can never be accepted: keep no copy
+                raise
             spool.seek(0)
             self.store.put_if_absent(_prefix(device) + f"segments/{seq:010d}-{sha}.bwc", spool)
         if not self.store.put_if_absent(_prefix(device) + f"segments/{seq:010d}.json",
