@@ -51,7 +51,8 @@ def test_a_terminal_gets_bars_with_bytes_rate_and_eta():
     out = Terminal()
     progress = make_progress(False, out)
     assert isinstance(progress, RichProgress)
-    progress.plan({"abcdef0123": 2_000_000}, 0)
+    progress.plan({"abcdef0123": 2_000_000}, 500)
+    progress.sent(None, 500)                  # the audit log: the total bar only
     progress.sent("abcdef0123", 1_000_000)
     progress.summary(SUMMARY)
     text = out.getvalue()

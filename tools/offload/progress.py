@@ -115,22 +115,23 @@ class RichProgress(Progress):
         self._console = Console(file=self.out)
         self._bars = Bars(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                           TimeRemainingColumn(), console=self._console, transient=False)
-        self._tasks: dict[str | None, int] = {}
+        self._total_task: int | None = None
+        self._tasks: dict[str, int] = {}           # event id -> its bar
         self._bars.start()
 
     def plan(self, events, audit_bytes) -> None:
         super().plan(events, audit_bytes)
-        if None not in self._tasks:
-            self._tasks[None] = self._bars.add_task("total", total=self.total_bytes)
-        self._bars.update(self._tasks[None], total=self.total_bytes)
+        if self._total_task is None:
+            self._total_task = self._bars.add_task("total", total=self.total_bytes)
+        self._bars.update(self._total_task, total=self.total_bytes)
         for event_id, (sent, total) in self.events.items():
             if event_id not in self._tasks and total:
                 self._tasks[event_id] = self._bars.add_task(f"event {event_id[:8]}", total=total, completed=sent)
 
     def sent(self, event_id, n_bytes) -> None:
         super().sent(event_id, n_bytes)
-        if None in self._tasks:
-            self._bars.update(self._tasks[None], completed=self.sent_bytes)
+        if self._total_task is not None:
+            self._bars.update(self._total_task, completed=self.sent_bytes)
         if event_id in self._tasks:
             self._bars.update(self._tasks[event_id], completed=self.events[event_id][0])
 
