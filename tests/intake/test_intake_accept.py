@@ -70,3 +70,22 @@ def test_the_same_on_an_s3_store(intake_dir, intake_server, moto_server, recorde
     last = upload_card(client, recorded.storage, part_bytes=64 * 1024)
     assert check_receipt(last["receipt"], client.device, [_intake_key(intake_dir)])[0] is not None
     _check_store(store, recorded, tmp_path, ("--s3-endpoint", moto_server.endpoint))
+
+
+def test_rewritten_part_headers_cannot_block_an_upload(intake_dir, intake_server, recorded, device_key):
+    """OBWC-Segment-Size and OBWC-Part-Bytes are not signed: a party on the path that rewrites
+    them on the first part makes a second, useless upload, never a blocked or wrong one."""
+    from device.offload.protocol import H_PART_BYTES, H_SEGMENT_SIZE
+    import hashlib
+    enroll(intake_dir, recorded.pub_path)
+    server = intake_server()
+    client = Client(server.url, device_key)
+    seq, path = card_files(recorded.storage)[1][0]
+    data = open(path, "rb").read()
+    sha = hashlib.sha256(data).hexdigest()
+    status, body = client.call("PUT", f"segments/{seq}/{sha}/parts/0", data[:16384],
+                               {H_SEGMENT_SIZE: "16384", H_PART_BYTES: "16384"})   # as rewritten
+    assert (status, body["status"]) == (200, "stored")
+    last = upload_card(client, recorded.storage)
+    assert check_receipt(last["receipt"], client.device, [_intake_key(intake_dir)])[0] is not None
+    assert client.state()["uploads"] == []

@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from device.offload.protocol import (
-    API_PREFIX, H_PART_BYTES, H_SEGMENT_SIZE, ProtocolError, check_request, request_identity,
+    API_PREFIX, H_NONCE, H_PART_BYTES, H_SEGMENT_SIZE, NONCE_HEX_CHARS, ProtocolError, check_request, request_identity,
     sha256_hex, sign_response,
 )
 from tools.intake.config import Intake
@@ -35,6 +35,7 @@ _ROUTES = [
     ("PUT", re.compile(rf"segments/{_NUM}/([0-9a-f]{{64}})/parts/{_NUM}\Z"), "part"),
     ("POST", re.compile(rf"segments/{_NUM}/([0-9a-f]{{64}})/commit\Z"), "commit"),
 ]
+_NONCE = re.compile(r"[0-9a-f]{%d}\Z" % NONCE_HEX_CHARS)
 _DEVICE_PATH = re.compile(rf"{API_PREFIX}/devices/([0-9a-f]{{64}})/(.*)\Z", re.S)
 
 
@@ -62,7 +63,7 @@ def _refusal(exc: ProtocolError, nonce: str | None, intake: Intake, served: Serv
     return response
 
 
-async def _read_body(request: Request, limit: int, timeout_s: float, served: Served) -> bytes:
+async def _read_body(request: Request, limit: int, timeout_s: float, min_rate_bps: float, served: Served) -> bytes:
     length = request.headers.get("content-length")
     if length is None:
         if request.method in ("PUT", "POST"):
@@ -74,13 +75,20 @@ async def _read_body(request: Request, limit: int, timeout_s: float, served: Ser
         raise ProtocolError("too_large", f"a body of {length} bytes is over this request's limit of {limit}")
     chunks, received = [], 0
     stream = request.stream().__aiter__()
+    # A stall limit per read, and a deadline for the whole body (at a floor rate), so a
+    # client dripping a byte at a time cannot hold a connection either.
+    deadline = asyncio.get_running_loop().time() + timeout_s + int(length) / min_rate_bps
     while True:
         try:
-            chunk = await asyncio.wait_for(stream.__anext__(), timeout_s)
+            left_s = deadline - asyncio.get_running_loop().time()
+            if left_s <= 0:
+                raise asyncio.TimeoutError
+            chunk = await asyncio.wait_for(stream.__anext__(), min(timeout_s, left_s))
         except StopAsyncIteration:
             break
         except asyncio.TimeoutError:
-            raise ProtocolError("slow_body", f"the body stalled for over {timeout_s:g} s") from None
+            raise ProtocolError("slow_body", f"the body stalled for over {timeout_s:g} s, or came slower "
+                                             f"than {min_rate_bps:g} bytes/s") from None
         except ClientDisconnect:
             raise ProtocolError("truncated_body", f"the connection closed after {received} of {length} bytes") \
                 from None
@@ -115,12 +123,19 @@ def build_app(intake: Intake, store: Store, ledger: Ledger | None = None) -> Sta
 
     async def device_request(request: Request) -> Response:
         served: Served = request.scope.setdefault("state", {}).setdefault("obwc", Served())
-        nonce = None
+        # Every answer is signed as soon as there is a well-formed nonce to bind it to, even
+        # a refusal of the rest of the request, so the device can tell it from a forgery.
+        nonce = _usable_nonce(request.headers)
         try:
-            match = _DEVICE_PATH.match(request.url.path)
+            # The signature covers the path exactly as sent: read the raw bytes, and refuse
+            # percent-escapes (which would let two spellings name one resource).
+            path = request.scope.get("raw_path", b"").decode("ascii", "replace") or request.url.path
+            if "%" in path or "?" in path:
+                raise ProtocolError("malformed_request", "the path may not hold '%' escapes or a query")
+            match = _DEVICE_PATH.match(path)
             route = _route(request.method, match.group(2)) if match else None
             if route is None:
-                raise ProtocolError("not_found", f"no {request.method} {request.url.path} here")
+                raise ProtocolError("not_found", f"no {request.method} {path} here")
             action, params = route
             device, utc_us, nonce = request_identity(request.headers)
             served.device = device[:16]
@@ -130,10 +145,11 @@ def build_app(intake: Intake, store: Store, ledger: Ledger | None = None) -> Sta
                 raise ProtocolError("not_enrolled", "this device is not enrolled at this intake")
             limit = intake.limits.part_max_bytes if action == "part" else \
                 intake.limits.audit_max_bytes if action == "audit" else 0
-            body = await _read_body(request, limit, intake.limits.body_timeout_s, served)
+            body = await _read_body(request, limit, intake.limits.body_timeout_s, intake.limits.body_min_rate_bps,
+                                    served)
             now_us = time.time_ns() // 1000
             try:
-                check_request(request.headers, request.method, request.url.path, sha256_hex(body), now_us)
+                check_request(request.headers, request.method, path, sha256_hex(body), now_us)
             except ProtocolError as exc:
                 if exc.reason == "stale_request":
                     return _refusal(exc, nonce, intake, served, intake_utc_us=now_us)
@@ -148,7 +164,12 @@ def build_app(intake: Intake, store: Store, ledger: Ledger | None = None) -> Sta
         except StoreError as exc:
             return _refusal(ProtocolError("unavailable", f"the store did not answer ({exc})"), nonce, intake, served)
 
-    app = Starlette(routes=[
+    async def unknown(request: Request, exc) -> Response:
+        # Every refusal is JSON (docs/offload.md §6), also for paths and methods nobody serves.
+        body = json.dumps({"error": "not_found", "detail": f"no {request.method} {request.url.path} here"})
+        return Response(body.encode(), 404, media_type="application/json")
+
+    app = Starlette(exception_handlers={404: unknown, 405: unknown}, routes=[
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route(f"{API_PREFIX}/time", clock, methods=["GET"]),
@@ -157,6 +178,11 @@ def build_app(intake: Intake, store: Store, ledger: Ledger | None = None) -> Sta
     app.state.draining = draining
     app.state.ledger = ledger
     return app
+
+
+def _usable_nonce(headers) -> str | None:
+    value = headers.get(H_NONCE)
+    return value if isinstance(value, str) and _NONCE.match(value) else None
 
 
 def _route(method: str, tail: str) -> tuple[str, tuple] | None:

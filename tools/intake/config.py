@@ -21,6 +21,8 @@ CONFIG_TEMPLATE = f"""\
 part_max_bytes = {PART_BYTES_MAX}      # largest upload part accepted
 audit_max_bytes = {AUDIT_BATCH_MAX_BYTES}     # largest audit upload accepted
 body_timeout_s = 30.0          # a body that stalls this long is refused (slow_body)
+body_min_rate_bps = 4096.0     # ... or that arrives slower than this on the whole
+max_connections = 256          # connections served at once; more are answered 503
 shutdown_grace_s = 30.0        # how long requests in flight may finish at shutdown
 """
 
@@ -34,7 +36,9 @@ class Limits:
     part_max_bytes: int = PART_BYTES_MAX
     audit_max_bytes: int = AUDIT_BATCH_MAX_BYTES
     body_timeout_s: float = 30.0
+    body_min_rate_bps: float = 4096.0
     shutdown_grace_s: float = 30.0
+    max_connections: int = 256
 
 
 @dataclass(frozen=True, slots=True)

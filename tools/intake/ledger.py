@@ -25,9 +25,10 @@ from device.evidence.segment_reader import AUTHENTIC, TRUNCATED, WRONG_DEVICE, v
 from device.offload.protocol import (
     CLOCK_WINDOW_US, PART_BYTES_MAX, PART_BYTES_MIN, SEGMENT_MAX_BYTES, ProtocolError,
 )
-from tools.intake.store import Store
+from tools.intake.store import Store, StoreError
 
 SPOOL_MAX_MEMORY_BYTES = 8 * 1024 * 1024
+CACHE_MAX_OBJECTS = 100_000   # records and audit summaries: a few hundred bytes each
 
 
 class Refused(ProtocolError):
@@ -78,8 +79,7 @@ class Ledger:
         if data is None:
             return None
         record = json.loads(data)
-        with self._lock:
-            self._cache[key] = record
+        self._remember(key, record)
         return record
 
     def records(self, device: str) -> dict[int, dict]:
@@ -103,16 +103,35 @@ class Ledger:
                     continue
                 file_s, offset_s = key.split("/")[-2:]
                 cached = _audit_summary(int(file_s), int(offset_s.removesuffix(".log")), data)
-                with self._lock:
-                    self._cache[key] = cached
+                self._remember(key, cached)
             parts.append(cached)
         parts.sort(key=lambda p: (p.file, p.offset))
         return parts
 
+    def _remember(self, key: str, value: object) -> None:
+        with self._lock:
+            if len(self._cache) >= CACHE_MAX_OBJECTS:
+                self._cache.clear()   # a cache, not a store: start again rather than grow
+            self._cache[key] = value
+
     # -- nonces ------------------------------------------------------------------------
     def spend_nonce(self, device: str, utc_us: int, nonce: str) -> None:
-        if not self.store.put_if_absent(f"nonces/{device}/{utc_us // CLOCK_WINDOW_US}/{nonce}", b""):
+        window = utc_us // CLOCK_WINDOW_US
+        if not self.store.put_if_absent(f"nonces/{device}/{window}/{nonce}", b""):
             raise Refused("replayed_request", "this request was already received (its nonce is spent)")
+        # Now and then (nonces are random: about one request in 256), forget the nonces of
+        # windows a replay could no longer reach (docs/offload.md §3.1).
+        if nonce.startswith("00"):
+            self.reap_nonces(device, self.now_us() // CLOCK_WINDOW_US - 2)
+
+    def reap_nonces(self, device: str, before_window: int) -> int:
+        dropped = 0
+        for key in self.store.list(f"nonces/{device}/"):
+            window = key.split("/")[2]
+            if window.isdigit() and int(window) < before_window:
+                self.store.delete(key)
+                dropped += 1
+        return dropped
 
     # -- receipts ----------------------------------------------------------------------
     def receipt(self, device: str, records: dict[int, dict] | None = None,
@@ -138,20 +157,17 @@ class Ledger:
         }
 
     def _uploads(self, device: str) -> list[dict]:
-        uploads: dict[str, dict] = {}
+        """Unfinished uploads, one per (seq, sha256, size, part size) with the parts held."""
+        uploads: dict[tuple, list[int]] = {}
         base = _prefix(device) + "uploads/"
         for key in self.store.list(base):
-            name, _, leaf = key[len(base):].partition("/")
+            name, geometry, leaf = (key[len(base):].split("/") + ["", ""])[:3]
             seq_s, _, sha = name.partition("-")
-            entry = uploads.setdefault(name, {"seq": int(seq_s), "sha256": sha, "size": None,
-                                              "part_bytes": None, "parts": []})
-            if leaf == "manifest.json":
-                manifest = self._manifest(device, int(seq_s), sha)
-                if manifest:
-                    entry["size"], entry["part_bytes"] = manifest["size"], manifest["part_bytes"]
-            elif leaf.startswith("part-"):
-                entry["parts"].append(int(leaf[5:]))
-        return [dict(u, parts=sorted(u["parts"])) for _, u in sorted(uploads.items()) if u["size"] is not None]
+            part_s, _, size_s = geometry.partition("-")
+            if leaf.startswith("part-"):
+                uploads.setdefault((int(seq_s), sha, int(size_s), int(part_s)), []).append(int(leaf[5:]))
+        return [{"seq": seq, "sha256": sha, "size": size, "part_bytes": part_bytes, "parts": sorted(parts)}
+                for (seq, sha, size, part_bytes), parts in sorted(uploads.items())]
 
     # -- audit -----------------------------------------------------------------------
     def put_audit(self, device: str, file: int, offset: int, data: bytes) -> dict:
@@ -181,9 +197,6 @@ class Ledger:
     def _upload_base(self, device: str, seq: int, sha: str) -> str:
         return _prefix(device) + f"uploads/{seq:010d}-{sha}/"
 
-    def _manifest(self, device: str, seq: int, sha: str) -> dict | None:
-        return self._record(self._upload_base(device, seq, sha) + "manifest.json")
-
     def _held_as(self, device: str, seq: int, sha: str) -> dict | None:
         """The accepted record of `seq` if it is this upload; Refused if it is another."""
         record = self._record(_prefix(device) + f"segments/{seq:010d}.json")
@@ -208,45 +221,60 @@ class Ledger:
         expected = min(size, (index + 1) * part_bytes) - index * part_bytes
         if len(data) != expected:
             raise Refused("truncated_body", f"part {index} must be {expected} bytes, not {len(data)}")
-        base = self._upload_base(device, seq, sha)
-        manifest = {"size": size, "part_bytes": part_bytes}
-        held = self._manifest(device, seq, sha)
-        if held is None:
-            self.store.put_if_absent(base + "manifest.json", json.dumps(manifest, sort_keys=True).encode())
-            held = self._manifest(device, seq, sha)
-        if held != manifest:
-            raise Refused("upload_mismatch", f"this upload is {held['size']} bytes in parts of "
-                                             f"{held['part_bytes']}")
-        self.store.put_if_absent(base + f"part-{index:06d}", data)
+        # The geometry is part of the key, not fixed by the first part to arrive: the size and
+        # part-size headers are not signed, so a rewritten first part must not block the upload.
+        self.store.put_if_absent(self._upload_base(device, seq, sha) + f"{part_bytes}-{size}/part-{index:06d}", data)
         return {"status": "stored", "receipt": None}
 
     def commit(self, device: str, seq: int, sha: str) -> dict:
         if (record := self._held_as(device, seq, sha)) is not None:
             return {"status": "already_held", "segment": record, "receipt": self.receipt(device)}
         base = self._upload_base(device, seq, sha)
-        manifest = self._manifest(device, seq, sha)
-        if manifest is None:
-            raise Refused("parts_missing", "no part of this upload has arrived", missing=[])
-        count = -(-manifest["size"] // manifest["part_bytes"])
-        held = {int(k[len(base) + 5:]) for k in self.store.list(base + "part-")}
-        missing = sorted(set(range(count)) - held)
-        if missing:
-            raise Refused("parts_missing", f"{len(missing)} of {count} parts have not arrived",
-                          missing=missing[:1000])
+        geometries: dict[tuple[int, int], set[int]] = {}
+        for key in self.store.list(base):
+            geometry, _, leaf = key[len(base):].partition("/")
+            part_s, _, size_s = geometry.partition("-")
+            geometries.setdefault((int(part_s), int(size_s)), set()).add(int(leaf[5:]))
+        missing_by = {g: sorted(set(range(-(-g[1] // g[0]))) - held) for g, held in geometries.items()}
+        complete = [g for g, missing in missing_by.items() if not missing]
+        if not complete:
+            if not geometries:
+                raise Refused("parts_missing", "no part of this upload has arrived", missing=[])
+            part_bytes, size = max(geometries, key=lambda g: len(geometries[g]) / -(-g[1] // g[0]))
+            missing = missing_by[(part_bytes, size)]
+            raise Refused("parts_missing", f"{len(missing)} of {-(-size // part_bytes)} parts have not arrived",
+                          missing=missing[:1000], part_bytes=part_bytes, size=size)
+        refusal = None
+        for part_bytes, size in complete:   # a rewritten geometry fails its hash and is dropped
+            try:
+                return self._assemble(device, seq, sha, base, part_bytes, size)
+            except Refused as exc:
+                # A replica that accepted this very upload meanwhile has dropped its parts.
+                if (record := self._held_as(device, seq, sha)) is not None:
+                    return {"status": "already_held", "segment": record, "receipt": self.receipt(device)}
+                if exc.reason != "hash_mismatch":
+                    raise
+                refusal = exc
+        raise refusal
+
+    def _assemble(self, device: str, seq: int, sha: str, base: str, part_bytes: int, size: int) -> dict:
+        parts = base + f"{part_bytes}-{size}/"
         with tempfile.SpooledTemporaryFile(SPOOL_MAX_MEMORY_BYTES) as spool:
             digest = hashlib.sha256()
-            for index in range(count):
+            for index in range(-(-size // part_bytes)):
                 start = spool.tell()
-                self.store.get_to_file(base + f"part-{index:06d}", spool)
+                if not self.store.get_to_file(parts + f"part-{index:06d}", spool):
+                    raise Refused("parts_missing", f"part {index} is gone (another replica took this upload?)",
+                                  missing=[index])
                 spool.seek(start)
                 digest.update(spool.read())
-            if spool.tell() != manifest["size"] or digest.hexdigest() != sha:
-                self._drop_upload(base)   # let the device send it again, whole
+            if spool.tell() != size or digest.hexdigest() != sha:
+                self._drop_upload(parts)   # let the device send it again, whole
                 raise Refused("hash_mismatch", "the assembled segment is not the one this upload named")
             spool.rollover()              # verify_segment_file maps a real file
             spool.seek(0)
             try:
-                record = self._check_segment(device, seq, sha, manifest["size"], spool)
+                record = self._check_segment(device, seq, sha, size, spool)
             except Refused:
                 self._drop_upload(base)   # these bytes can never be accepted: keep no copy
                 raise
@@ -255,6 +283,8 @@ class Ledger:
         if not self.store.put_if_absent(_prefix(device) + f"segments/{seq:010d}.json",
                                         json.dumps(record, sort_keys=True).encode()):
             record = self._held_as(device, seq, sha)   # a racing replica won: same bytes, or a conflict
+            if record is None:
+                raise StoreError(f"segment {seq}: the store refused the record but holds none")
             self._drop_upload(base)
             return {"status": "already_held", "segment": record, "receipt": self.receipt(device)}
         self.store.put_if_absent(_prefix(device) + "names", record["device_id"].encode())

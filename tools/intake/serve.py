@@ -102,6 +102,7 @@ def serve(intake_dir: str, listen: str, store_url: str | None, s3_endpoint: str 
     app = build_app(intake, store)
     config = uvicorn.Config(AccessLog(app), log_config=None, access_log=False, lifespan="off",
                             timeout_graceful_shutdown=intake.limits.shutdown_grace_s, timeout_keep_alive=15,
+                            limit_concurrency=intake.limits.max_connections,
                             log_level="warning")
     server = _DrainingServer(config, app.state.draining)
     bound_host, bound_port = sock.getsockname()[:2]

@@ -12,11 +12,13 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from typing import BinaryIO
 from urllib.parse import urlparse
 
 _KEY = re.compile(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*\Z")
 COPY_BYTES = 1024 * 1024
+CONFLICT_RETRIES = 4
 
 
 class StoreError(Exception):
@@ -200,15 +202,23 @@ class S3Store(Store):
             raise StoreError(f"{key}: {exc}") from None
 
     def put_if_absent(self, key: str, data: bytes | BinaryIO) -> bool:
-        try:
-            self._s3.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*")
-            return True
-        except self._client_errors as exc:
-            # 412: it exists. 409 ConditionalRequestConflict: a racing create is under way
-            # (AWS); the other writer wins, which is what "absent" asked for.
-            if self._code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
-                return False
-            raise StoreError(f"{key}: {exc}") from None
+        start = data.tell() if hasattr(data, "tell") else None
+        for attempt in range(CONFLICT_RETRIES + 1):
+            try:
+                self._s3.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*")
+                return True
+            except self._client_errors as exc:
+                code = self._code(exc)
+                if code in ("PreconditionFailed", "412"):
+                    return False    # it exists
+                # 409 ConditionalRequestConflict (AWS): a racing create is under way and may
+                # still fail; ask again rather than assume it won.
+                if code not in ("ConditionalRequestConflict", "409") or attempt == CONFLICT_RETRIES:
+                    raise StoreError(f"{key}: {exc}") from None
+                if start is not None:
+                    data.seek(start)
+                time.sleep(0.05 * (attempt + 1))
+        return False
 
     def list(self, prefix: str) -> list[str]:
         full = (self.prefix + "/" if self.prefix else "") + prefix
