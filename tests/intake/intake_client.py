@@ -76,7 +76,8 @@ class Server:
             self._log.close()
 
     def access_log(self) -> list[dict]:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         with open(self.log_path, encoding="utf-8") as f:
             return [json.loads(line) for line in f if line.startswith("{")]
 

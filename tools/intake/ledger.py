@@ -117,7 +117,7 @@ class Ledger:
     # -- nonces ------------------------------------------------------------------------
     def spend_nonce(self, device: str, utc_us: int, nonce: str) -> None:
         window = utc_us // CLOCK_WINDOW_US
-        if not self.store.put_if_absent(f"nonces/{device}/{window}/{nonce}", b""):
+        if not self.store.put_if_absent(f"nonces/{device}/{window}/{nonce}", b"", durable=False):
             raise Refused("replayed_request", "this request was already received (its nonce is spent)")
         # Now and then (nonces are random: about one request in 256), forget the nonces of
         # windows a replay could no longer reach (docs/offload.md §3.1).
@@ -223,7 +223,8 @@ class Ledger:
             raise Refused("truncated_body", f"part {index} must be {expected} bytes, not {len(data)}")
         # The geometry is part of the key, not fixed by the first part to arrive: the size and
         # part-size headers are not signed, so a rewritten first part must not block the upload.
-        self.store.put_if_absent(self._upload_base(device, seq, sha) + f"{part_bytes}-{size}/part-{index:06d}", data)
+        self.store.put_if_absent(self._upload_base(device, seq, sha) + f"{part_bytes}-{size}/part-{index:06d}", data,
+                                 durable=False)   # a part lost in a crash is sent again
         return {"status": "stored", "receipt": None}
 
     def commit(self, device: str, seq: int, sha: str) -> dict:

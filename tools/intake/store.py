@@ -46,8 +46,10 @@ class Store:
         """Stream the object into `f`; False if it does not exist."""
         raise NotImplementedError
 
-    def put_if_absent(self, key: str, data: bytes | BinaryIO) -> bool:
-        """Create the object; False (nothing changed) if it already exists."""
+    def put_if_absent(self, key: str, data: bytes | BinaryIO, durable: bool = True) -> bool:
+        """Create the object; False (nothing changed) if it already exists. With
+        `durable=False` the store may lose it in a crash (never half of it): for upload
+        parts and nonces, which the device re-sends or which guard idempotent requests."""
         raise NotImplementedError
 
     def list(self, prefix: str) -> list[str]:
@@ -89,7 +91,7 @@ class FileStore(Store):
         except OSError as exc:
             raise StoreError(f"{key}: {exc.strerror}") from None
 
-    def put_if_absent(self, key: str, data: bytes | BinaryIO) -> bool:
+    def put_if_absent(self, key: str, data: bytes | BinaryIO, durable: bool = True) -> bool:
         path = self._path(key)
         directory = os.path.dirname(path)
         try:
@@ -104,12 +106,14 @@ class FileStore(Store):
                     else:
                         shutil.copyfileobj(data, f, COPY_BYTES)
                     f.flush()
-                    os.fsync(f.fileno())
+                    if durable:
+                        os.fsync(f.fileno())
                 try:
                     os.link(tmp, path)
                 except FileExistsError:
                     return False
-                _fsync_dir(directory)
+                if durable:
+                    _fsync_dir(directory)
                 return True
             finally:
                 os.unlink(tmp)
@@ -201,7 +205,7 @@ class S3Store(Store):
                 return False
             raise StoreError(f"{key}: {exc}") from None
 
-    def put_if_absent(self, key: str, data: bytes | BinaryIO) -> bool:
+    def put_if_absent(self, key: str, data: bytes | BinaryIO, durable: bool = True) -> bool:
         start = data.tell() if hasattr(data, "tell") else None
         for attempt in range(CONFLICT_RETRIES + 1):
             try:
