@@ -1,7 +1,8 @@
 """Fixtures for the intake tier (docs/offload.md), reusable by the offload tier:
 
 - `intake_dir`: a fresh `bwc intake init` directory; `enroll(intake_dir, device_pub)` admits a device.
-- `moto_server` (session): a real moto S3 server on 127.0.0.1; `.new_bucket()`, `.endpoint`.
+- `moto_server` (session): a real moto S3 server on 127.0.0.1 (or the S3-compatible server that
+  OBWC_TEST_S3_ENDPOINT names, e.g. MinIO, with AWS_* credentials); `.new_bucket()`, `.endpoint`.
 - `intake_server(store_url=None, s3_endpoint=None, intake_dir=None)`: a factory that starts a real
   `bwc intake serve` subprocess and returns an `intake_client.Server` (`.url`, `.access_log()`,
   `.stop()`); every server still running at teardown is stopped with SIGTERM and must exit 0.
@@ -21,7 +22,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "scenario"))
 
-from intake_client import MotoServer, Server, bwc  # noqa: E402
+from intake_client import Server, bwc, s3_server  # noqa: E402
 from scenario_support import Custodian, make_custodian, make_device, record, scenario_toml  # noqa: E402
 
 TWO_EVENTS = scenario_toml(14, [{"t_s": 1.0, "do": "button.double_press"},
@@ -47,7 +48,7 @@ def intake_dir(tmp_path) -> str:
 
 @pytest.fixture(scope="session")
 def moto_server():
-    server = MotoServer()
+    server = s3_server()
     yield server
     server.stop()
 

@@ -24,8 +24,10 @@ START_TIMEOUT_S = 30
 
 
 def env(**extra: str) -> dict:
-    e = dict(os.environ, PYTHONPATH=ROOT, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-             AWS_DEFAULT_REGION="us-east-1")
+    e = dict(os.environ, PYTHONPATH=ROOT)
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                        ("AWS_DEFAULT_REGION", "us-east-1")):
+        e.setdefault(name, value)
     e.update(extra)
     return e
 
@@ -113,6 +115,32 @@ class MotoServer:
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(10)
+
+
+class ExternalS3:
+    """An S3-compatible server someone else runs (MinIO, Ceph RGW): OBWC_TEST_S3_ENDPOINT,
+    with the credentials in the usual AWS_* variables. Buckets are made per test."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+
+    def client(self):
+        import boto3
+        return boto3.client("s3", endpoint_url=self.endpoint)
+
+    def new_bucket(self) -> str:
+        name = "evidence-" + secrets.token_hex(6)
+        self.client().create_bucket(Bucket=name)
+        return name
+
+    def stop(self) -> None:
+        pass
+
+
+def s3_server():
+    """A real S3 API server for the tests: moto on loopback, or the one OBWC_TEST_S3_ENDPOINT names."""
+    endpoint = os.environ.get("OBWC_TEST_S3_ENDPOINT")
+    return ExternalS3(endpoint) if endpoint else MotoServer()
 
 
 class Client:

@@ -4,6 +4,7 @@ prefix, streaming of large objects, and clear errors for bad URLs."""
 from __future__ import annotations
 
 import io
+import os
 import threading
 
 import pytest
@@ -18,7 +19,8 @@ def store(request, tmp_path, monkeypatch):
     moto = request.getfixturevalue("moto_server")
     for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
                         ("AWS_DEFAULT_REGION", "us-east-1")):
-        monkeypatch.setenv(name, value)
+        if name not in os.environ:
+            monkeypatch.setenv(name, value)
     return open_store(f"s3://{moto.new_bucket()}/pre/fix", moto.endpoint)
 
 
