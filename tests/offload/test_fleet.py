@@ -19,7 +19,7 @@ from nacl.signing import VerifyKey
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "intake"))
 
-from intake_client import MotoServer, Server  # noqa: E402
+from intake_client import Server, s3_server  # noqa: E402
 
 from device.evidence.keys import INTAKE_PUBLIC, read_device_public, read_key  # noqa: E402
 from device.evidence.receipt import check_receipt  # noqa: E402
@@ -35,7 +35,7 @@ pytestmark = pytest.mark.tool
 
 @pytest.fixture(scope="module")
 def moto():
-    server = MotoServer()
+    server = s3_server()
     yield server
     server.stop()
 
@@ -43,7 +43,8 @@ def moto():
 def _fleet(tmp_path, moto, devices: int, monkeypatch) -> None:
     for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
                         ("AWS_DEFAULT_REGION", "us-east-1")):
-        monkeypatch.setenv(name, value)
+        if name not in os.environ:
+            monkeypatch.setenv(name, value)
     intake_dir = str(tmp_path / "intake")
     init_intake(intake_dir)
     intake_pub = os.path.join(intake_dir, "intake.pub")
