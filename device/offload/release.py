@@ -7,7 +7,9 @@ its earlier history accounted for by that entry), and only then delete:
 
 - every segment with a seq below the receipt's;
 - the receipt's own segment, if the checkpoint it names is that file's last one;
-- every audit file but the newest whose entries are all covered.
+- every audit file but the newest whose entries are all covered, and older than every
+  entry the segments that stay on the card still need (their events' activations, the
+  recovery and fault entries that explain them: see keep_audit_from).
 
 Covered means provably the same history, not merely a lower number: the receipt's
 segment must be the card's (its named checkpoint is one of the file's), and its
@@ -27,9 +29,9 @@ from device.chainstate import ChainState
 from device.config import Identity
 from device.evidence.audit import AuditLog
 from device.evidence.audit_lines import audit_file_number, line_hash, parse_line, split_lines
-from device.evidence.format import seq_from_file_name
+from device.evidence.format import HEADER_MAX_BYTES, PREAMBLE_BYTES, segment_file_name, seq_from_file_name
 from device.evidence.receipt import check_receipt
-from device.evidence.segment_reader import verify_segment_file
+from device.evidence.segment_reader import read_header_unverified, verify_segment_file
 from hal.clock import Clock
 from hal.dirstorage import DirectoryStorage
 from hal.fs import OS_FS, FileSystem
@@ -87,6 +89,47 @@ def covered_audit_files(storage_dir: str, audit: tuple[int, str] | None, key: Ve
     return names
 
 
+def _headers(storage_dir: str) -> dict[int, dict | None]:
+    """seq -> the signed header of each segment file on the card, read without checking
+    (the device reads its own card; None where there is no readable header)."""
+    out = {}
+    for name in os.listdir(storage_dir):
+        if (seq := seq_from_file_name(name)) is not None:
+            with open(os.path.join(storage_dir, name), "rb") as f:
+                out[seq] = read_header_unverified(f.read(PREAMBLE_BYTES + HEADER_MAX_BYTES + 5))
+    return out
+
+
+def keep_audit_from(storage_dir: str, doomed: list[str], key: VerifyKey) -> int | None:
+    """The oldest audit entry that segments staying on the card still need, or None.
+
+    A segment left on the card is judged against the log: its event's `activation`, the
+    `recovery` or `fault` entries that explain a cut or a link to a non-last checkpoint,
+    and its `deactivation` all come at or after the head of the log when the segment's
+    event began. So those entries, and every later one, stay however much of the audit
+    chain a receipt covers (the intake may hold more of the log than of the segments)."""
+    headers = _headers(storage_dir)
+    staying = {seq: h for seq, h in headers.items() if segment_file_name(seq) not in doomed}
+    if not staying:
+        return None
+    if any(h is None or not isinstance(h.get("audit_n"), int) for h in staying.values()):
+        return 0    # something unreadable stays: keep the whole log beside it
+    activations: dict[str, int] = {}
+    for _, name in _audit_files(storage_dir):
+        lines, _tail = split_lines(_read(storage_dir, name))
+        for line in lines:
+            entry = parse_line(line, key)
+            if entry and entry.get("type") == "activation" and isinstance(entry.get("n"), int):
+                activations.setdefault(entry.get("event_id"), entry["n"])
+    return min(min(h["audit_n"], activations.get(h["event_id"], h["audit_n"])) for h in staying.values())
+
+
+def _all_before(storage_dir: str, name: str, n_limit: int, key: VerifyKey) -> bool:
+    lines, _tail = split_lines(_read(storage_dir, name))
+    numbers = [e["n"] for line in lines if (e := parse_line(line, key)) and isinstance(e.get("n"), int)]
+    return all(n < n_limit for n in numbers)
+
+
 def covered_segments(storage_dir: str, segments: tuple[int, str, int] | None, key: VerifyKey,
                      out: Release) -> list[str]:
     if segments is None:
@@ -94,6 +137,11 @@ def covered_segments(storage_dir: str, segments: tuple[int, str, int] | None, ke
     seq, digest, chunks = segments
     by_seq = {s: name for name in os.listdir(storage_dir) if (s := seq_from_file_name(name)) is not None}
     names = [by_seq[s] for s in sorted(by_seq) if s < seq]
+    # A later segment that names another checkpoint of the receipt's own segment (the one
+    # a storage fault let it name) can be judged only against that segment: keep it.
+    follows_elsewhere = [s for s, h in _headers(storage_dir).items()
+                         if s > seq and h and isinstance(h.get("prev"), dict) and h["prev"].get("seq") == seq
+                         and (h["prev"].get("chunks"), h["prev"].get("hash")) != (chunks, digest)]
     if seq in by_seq:
         with open(os.path.join(storage_dir, by_seq[seq]), "rb") as f:
             report = verify_segment_file(f, key)
@@ -101,7 +149,9 @@ def covered_segments(storage_dir: str, segments: tuple[int, str, int] | None, ke
         if (chunks, digest) not in cps:
             out.kept_reason.append(f"the receipt names a checkpoint that segment {seq} on this card does not have")
             return []
-        if cps[-1] == (chunks, digest):
+        if cps[-1] == (chunks, digest) and follows_elsewhere:
+            out.kept_reason.append(f"segment {seq}: segment {follows_elsewhere[0]} follows another of its checkpoints")
+        elif cps[-1] == (chunks, digest):
             names.append(by_seq[seq])
         else:
             out.kept_reason.append(f"segment {seq}: the intake holds it only to chunk {chunks}")
@@ -118,6 +168,12 @@ def release(receipt: dict, identity: Identity, storage_dir: str, keystore: KeySt
     out = Release()
     doomed = covered_segments(storage_dir, segs, key, out)
     audit_names = covered_audit_files(storage_dir, audit, key, out)
+    keep_from = keep_audit_from(storage_dir, doomed, key)
+    if keep_from is not None:
+        needed = [n for n in audit_names if not _all_before(storage_dir, n, keep_from, key)]
+        if needed:
+            out.kept_reason.append(f"audit entries from {keep_from} explain segments still on the card")
+        audit_names = [n for n in audit_names if n not in needed]
     newest = _audit_files(storage_dir)[-1][1] if _audit_files(storage_dir) else None
     # The newest audit file alone is no reason to log: a receipt for it would open a
     # newer file holding only itself, and every later run would do the same again.
