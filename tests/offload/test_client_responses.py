@@ -81,7 +81,7 @@ bodies = st.one_of(
 signers = st.sampled_from(["trusted", "stranger", "wrong_nonce", "unsigned", "garbage"])
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(status=st.sampled_from([200, 400, 401, 403, 404, 408, 409, 413, 422, 500, 503]), body=bodies, how=signers)
 def test_only_a_response_signed_for_this_request_by_a_trusted_intake_is_believed(server, status, body, how):
     def respond(nonce: str) -> bytes:

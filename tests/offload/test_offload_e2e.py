@@ -67,23 +67,17 @@ def test_offload_sends_marked_events_first_receipts_releases_and_everything_veri
     assert verify_store.returncode == 0, verify_store.stdout + verify_store.stderr
 
 
-def test_a_second_offload_changes_nothing_on_the_card(served):
+def test_the_summary_names_what_happened_and_a_second_offload_changes_nothing_on_the_card(served):
     intake, device = served
-    first, _ = _offload(device, intake.url)
+    first = bwc("offload", "--device", device.directory, "--to", intake.url)     # output to a pipe
     assert first.returncode == 0, first.stderr
+    assert "accepted: 6 segment(s)" in first.stdout and "left on the card: 1 file(s)" in first.stdout
     before = card_files(device.storage)
     again, lines = _offload(device, intake.url)
     assert again.returncode == 0, again.stderr
     summary = lines[-1]
     assert summary["accepted"] == [] and summary["deleted"] == [] and summary["receipt_entry"] is None
     assert card_files(device.storage) == before
-
-
-def test_the_terminal_summary_names_what_happened(served):
-    intake, device = served
-    result = bwc("offload", "--device", device.directory, "--to", intake.url)
-    assert result.returncode == 0, result.stderr
-    assert "accepted: 6 segment(s)" in result.stdout and "left on the card: 1 file(s)" in result.stdout
 
 
 ONE_EVENT = scenario_toml(5, [{"t_s": 1.0, "do": "button.double_press"},
@@ -113,3 +107,31 @@ def test_a_card_whose_history_forked_from_what_the_intake_holds_is_refused_and_k
                                                                                  "audit_gap"}, refused
     assert summary["deleted"] == [] and summary["receipt_entry"] is None
     assert card_files(fork.storage) == before
+
+
+CUT_MID_EVENT = scenario_toml(6, [{"t_s": 1.0, "do": "button.double_press"}, {"t_s": 4.0, "do": "power.cut"}],
+                              pre_event_s=1, segment_s=2)
+BOOT_ONLY = scenario_toml(1, [])
+
+
+def test_a_segment_cut_by_power_loss_waits_on_the_card_until_a_boot_has_recovered_it(
+        served, offload_custodian):
+    intake, device = served
+    record(device, offload_custodian, CUT_MID_EVENT, None)
+    cut = sorted(n for n in os.listdir(device.storage) if n.startswith("seg-"))[-1]
+    result, lines = _offload(device, intake.url)
+    assert result.returncode == 0, result.stderr
+    summary = lines[-1]
+    assert [item["what"] for item in summary["not_sent"]] == [cut] and cut in summary["left_on_card"]
+    assert cut in os.listdir(device.storage)
+    # The next boot logs the recovery; then the cut segment is closed and goes too.
+    record(device, offload_custodian, BOOT_ONLY, None)
+    result, lines = _offload(device, intake.url)
+    assert result.returncode == 0, result.stderr
+    assert int(cut[4:14]) in lines[-1]["accepted"] and lines[-1]["not_sent"] == []
+    assert len(os.listdir(device.storage)) == 1
+    verify_card = bwc("verify", device.storage, "--device-pub", device.pub_path)
+    assert verify_card.returncode == 0, verify_card.stdout
+    # The intake holds the whole history; the cut is power loss, explained by the recovery entry.
+    verify_store = bwc("verify", intake.store_url, "--device-pub", device.pub_path)
+    assert verify_store.returncode == 3, verify_store.stdout

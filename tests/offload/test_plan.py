@@ -29,7 +29,7 @@ def layouts(draw):
     return segments, marked, state
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(layouts())
 def test_marked_events_go_first_then_oldest_first_by_seq_and_only_closed_unheld_segments(layout):
     segments, marked, state = layout
@@ -73,7 +73,7 @@ def test_a_segment_held_with_another_hash_is_sent_so_the_intake_names_the_confli
     assert plan.segments == [seg]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(st.binary(min_size=0, max_size=200).map(lambda b: b.replace(b"\n", b"x")), max_size=30),
        st.binary(max_size=50).map(lambda b: b.replace(b"\n", b"")), st.data())
 def test_audit_batches_are_whole_lines_from_the_held_offset_and_cover_the_rest(lines, tail, data):

@@ -26,7 +26,8 @@ SUMMARY = {"intake": "http://127.0.0.1:1", "outcome": "done", "exit_code": 0, "a
            "audit_bytes": 120, "receipt": {"segments": {"seq": 5, "hash": "a" * 64, "chunks": 3},
                                            "audit": {"n": 9, "hash": "b" * 64}},
            "receipt_entry": 10, "deleted": ["seg-0000000001.bwc"], "left_on_card": ["audit-0000000002.log"],
-           "retries": 0, "body_bytes_sent": 1, "wasted_bytes": [], "network_error": None}
+           "retries": 0, "body_bytes_sent": 1, "wasted_bytes": [], "network_error": None,
+           "not_sent": [{"what": "seg-0000000009.bwc", "why": "not closed"}]}
 
 
 def test_json_lines_carry_progress_with_rate_and_eta_then_the_summary():
@@ -69,3 +70,4 @@ def test_a_pipe_gets_the_summary_only():
     assert out.getvalue() == format_summary(SUMMARY) + "\n"
     assert "refused: seg-0000000003.bwc: chain_break (x)" in out.getvalue()
     assert "logged in audit entry 10" in out.getvalue()
+    assert "not sent: seg-0000000009.bwc: not closed" in out.getvalue()

@@ -180,6 +180,8 @@ def format_summary(s: dict) -> str:
                                                                            if s['deleted'] else ""))
     lines.append(f"  left on the card: {len(s['left_on_card'])} file(s)" + (f" ({_names(s['left_on_card'])})"
                                                                           if s['left_on_card'] else ""))
+    for item in s.get("not_sent", []):
+        lines.append(f"  not sent: {item['what']}: {item['why']}")
     if s.get("network_error"):
         lines.append(f"  network: {s['network_error']}; run bwc offload again to resume")
     return "\n".join(lines)

@@ -56,6 +56,7 @@ class Session:
     sleep: Callable[[float], None] = time.sleep
     outcome: Outcome = field(default_factory=Outcome)
     _held_at_start: set[int] | None = None
+    _not_sent: list[dict] = field(default_factory=list)     # what the plan leaves on the card, and why
 
     def run(self) -> int:
         keystore = FileKeyStore(self.device_dir)
@@ -96,6 +97,9 @@ class Session:
         self.client.sync_time()
         state = self.client.state()
         plan = make_plan(self.storage_dir, report, state, chain, self._segments)
+        self._not_sent = [{"what": seg.name, "why": "not closed: the firmware has not finished it (boot the "
+                                                    "camera once to recover it)"} for seg in plan.open]
+        self._not_sent += [{"what": name, "why": why} for name, why in plan.unsendable]
         plan.segments = [s for s in plan.segments if s.name not in self.outcome.refused_names]
         self._note_held(plan)
         self._announce(plan, state)
@@ -206,6 +210,7 @@ class Session:
                 "audit_bytes": o.audit_bytes, "receipt": None if receipt is None else
                 {"segments": receipt.get("segments"), "audit": receipt.get("audit")},
                 "receipt_entry": self.receipt_entry, "deleted": self.deleted, "left_on_card": left,
+                "not_sent": self._not_sent,
                 "retries": o.retries, "body_bytes_sent": self.client.bytes_sent,
                 "wasted_bytes": o.wasted_bytes, "network_error": o.network_error}
 
