@@ -142,7 +142,7 @@ def bench_loopback(root: str, record_s: float = 60, repeats: int = 3) -> dict:
 
 
 def bench_bad_link(root: str, record_s: float = 20, rate_bps: int = 1_000_000,
-                   drop_every_bytes: int = 1_500_000, part_kib: int = 64) -> dict:
+                   drop_every_bytes: int = 1_500_000, part_kib: int | None = None) -> dict:
     intake_dir, intake_pub = _intake(root, "badlink-intake")
     device = record_card(os.path.join(root, "badlink"), intake_pub, dataclasses.replace(HD_10M, bitrate_bps=2_000_000),
                          record_s, segment_s=4)
@@ -152,14 +152,14 @@ def bench_bad_link(root: str, record_s: float = 20, rate_bps: int = 1_000_000,
     try:
         with Proxy(("127.0.0.1", server.port), rate_bps=rate_bps, drop_every_bytes=drop_every_bytes) as proxy:
             started = time.perf_counter()
-            proc = _offload(device, proxy.url, "--part-kib", str(part_kib))
+            proc = _offload(device, proxy.url, *(("--part-kib", str(part_kib)) if part_kib else ()))
             _, err = proc.communicate()
             elapsed = time.perf_counter() - started
             sent, drops = proxy.client_to_server, proxy.drops
     finally:
         server.stop()
     return {"payload_mb": round(payload / 1e6, 2), "exit_code": proc.returncode, "link_bytes_per_s": rate_bps,
-            "drops": drops, "part_kib": part_kib, "bytes_towards_intake": sent,
+            "drops": drops, "part_kib": part_kib or "adaptive", "bytes_towards_intake": sent,
             "efficiency": round(payload / sent, 4) if sent else None, "wall_s": round(elapsed, 1),
             "target": ">= 95% of link bytes are new payload (DESIGN §4)"}
 

@@ -1,4 +1,4 @@
-"""A throttling, connection-dropping TCP proxy on loopback, for offload over a bad network.
+"""A throttling, connection-dropping TCP proxy on loopback: a bad network for offload tests and `bwc bench`.
 
 Threads, one pair per connection. Each direction is paced to `rate_bps` (shared by all
 connections, as one link is); the proxy drops every connection when `drop_every_bytes`

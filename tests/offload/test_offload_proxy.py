@@ -12,7 +12,7 @@ import pytest
 
 from offload_support import make_trusting_device
 from intake_support import Intake, enroll, init_intake, need_intake
-from proxy import Proxy
+from tools.netem import Proxy
 from scenario_support import bwc, record, scenario_toml
 
 pytestmark = pytest.mark.tool

@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 
-from proxy import Proxy
+from tools.netem import Proxy
 
 
 def _sink() -> tuple[socket.socket, list[int]]:

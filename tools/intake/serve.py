@@ -12,7 +12,7 @@ import uvicorn
 
 from tools.intake.app import Served, build_app
 from tools.intake.config import load_intake
-from tools.intake.store import StoreError, open_store
+from tools.intake.store import FileStore, StoreError, open_store
 
 DEFAULT_STORE_DIR = "store"   # inside INTAKE_DIR: the embedded default
 
@@ -86,6 +86,8 @@ def serve(intake_dir: str, listen: str, store_url: str | None, s3_endpoint: str 
         os.makedirs(root, exist_ok=True)
         store_url = "file://" + root
     store = open_store(store_url, s3_endpoint)
+    if isinstance(store, FileStore):
+        os.makedirs(store.root, exist_ok=True)   # a new file store is ready from the start
     try:
         store.ping()
     except StoreError as exc:   # serve anyway: readyz says why, and it may come back

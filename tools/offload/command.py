@@ -18,9 +18,10 @@ def add_parser(subparsers) -> None:
     s.add_argument("--storage", metavar="DIR", help="evidence directory (default DEVICE_DIR/storage)")
     s.add_argument("--rate-limit", metavar="RATE", help="bytes per second to send at most: 500k, 2M, 1.5M")
     s.add_argument("--json", action="store_true", help="JSON lines on standard output instead of a progress bar")
-    s.add_argument("--part-kib", type=int, default=PART_BYTES_DEFAULT // 1024, metavar="N",
+    s.add_argument("--part-kib", type=int, metavar="N",
                    help=f"upload part size in KiB ({PART_BYTES_MIN // 1024}..{PART_BYTES_MAX // 1024}; "
-                        f"a dropped connection costs at most one part)")
+                        f"a dropped connection costs at most one part); default: about 0.25 s of the link, "
+                        f"64 KiB..4 MiB, halved after a drop")
     s.add_argument("--retry-for", type=float, default=RETRY_FOR_DEFAULT_S, metavar="S",
                    help="keep retrying a failing network this many seconds (default 600)")
 
@@ -38,9 +39,10 @@ def run(args) -> int:
     from tools.offload.client import IntakeClient, UrlError
     from tools.offload.progress import make_progress
     from tools.offload.ratelimit import RateError, TokenBucket, Unlimited, parse_rate
+    from tools.offload.part_sizer import PartSizer
     from tools.offload.session import Session, signing_key
 
-    if not PART_BYTES_MIN // 1024 <= args.part_kib <= PART_BYTES_MAX // 1024:
+    if args.part_kib is not None and not PART_BYTES_MIN // 1024 <= args.part_kib <= PART_BYTES_MAX // 1024:
         return _usage(f"--part-kib must be {PART_BYTES_MIN // 1024}..{PART_BYTES_MAX // 1024}, got {args.part_kib}")
     if not args.retry_for >= 0:
         return _usage(f"--retry-for must be 0 or more seconds, got {args.retry_for}")
@@ -67,7 +69,10 @@ def run(args) -> int:
         except (UrlError, KeyStoreError, ValueError) as exc:
             return _usage(str(exc))
         progress = make_progress(args.json)
-        session = Session(identity, args.device, storage, client, progress, args.part_kib * 1024, args.retry_for)
+        fixed = args.part_kib is not None
+        session = Session(identity, args.device, storage, client, progress,
+                          args.part_kib * 1024 if fixed else PART_BYTES_DEFAULT, args.retry_for,
+                          sizer=None if fixed else PartSizer())
         try:
             return session.run()
         except (ChainStateError, KeyStoreError) as exc:

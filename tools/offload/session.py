@@ -25,6 +25,7 @@ from device.offload.release import release
 from hal.filekeystore import FileKeyStore
 from hal.realclock import RealClock
 from tools.offload.client import IntakeClient, NetworkFailure, Refused
+from tools.offload.part_sizer import PartSizer
 from tools.offload.progress import Progress
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_NETWORK = 0, 1, 2, 3
@@ -55,6 +56,8 @@ class Session:
     monotonic_s: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     outcome: Outcome = field(default_factory=Outcome)
+    # None: the part size follows the link (part_sizer.py); a number: --part-kib fixed it.
+    sizer: "PartSizer | None" = None
     _held_at_start: set[int] | None = None
     _not_sent: list[dict] = field(default_factory=list)     # what the plan leaves on the card, and why
 
@@ -83,6 +86,8 @@ class Session:
                 return
             except NetworkFailure as exc:
                 self.outcome.wasted_bytes.append(exc.sent_bytes)
+                if self.sizer is not None:
+                    self.sizer.dropped()
                 if self.outcome.audit_bytes + self.client.bytes_sent > progressed_before:
                     backoff_s = BACKOFF_FIRST_S     # it was moving: a fresh drop, not a dead link
                 if self.monotonic_s() + backoff_s > deadline_s:
@@ -155,7 +160,8 @@ class Session:
 
     def _send_segment(self, seg: CardSegment, state: dict) -> None:
         upload = self._upload(seg, state)
-        part_bytes = upload["part_bytes"] if upload else self.part_bytes
+        part_bytes = upload["part_bytes"] if upload else \
+            self.sizer.next_part_bytes() if self.sizer is not None else self.part_bytes
         held = set(upload.get("parts", [])) if upload else set()
         count = -(-seg.size // part_bytes)
         try:
@@ -164,8 +170,12 @@ class Session:
                     if index in held:
                         continue
                     f.seek(index * part_bytes)
-                    body = self.client.put_part(seg.seq, seg.sha256, index, f.read(part_bytes), seg.size,
+                    data = f.read(part_bytes)
+                    started_s = self.monotonic_s()
+                    body = self.client.put_part(seg.seq, seg.sha256, index, data, seg.size,
                                                 part_bytes, on_sent=lambda n: self.progress.sent(seg.event_id, n))
+                    if self.sizer is not None:
+                        self.sizer.sent(len(data), self.monotonic_s() - started_s)
                     if body.get("status") == "already_held":
                         return self._done(seg, "already_held")
             body = self.client.commit(seg.seq, seg.sha256)
