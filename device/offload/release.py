@@ -20,6 +20,7 @@ not logged, so running offload again changes nothing on the card.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 
@@ -158,15 +159,35 @@ def covered_segments(storage_dir: str, segments: tuple[int, str, int] | None, ke
     return names
 
 
+def _same_at_intake(storage_dir: str, names: list[str], held: dict[int, str] | None, out: Release) -> list[str]:
+    """Only segments the intake says (in a signed answer of this run) it holds with these
+    very bytes: a receipt vouches for a prefix of *a* history, and a forked or cloned
+    device's card may hold other bytes under the same numbers."""
+    if held is None:
+        if names:
+            out.kept_reason.append("the intake's list of held segments is unknown (no state this run)")
+        return []
+    keep = []
+    for name in names:
+        with open(os.path.join(storage_dir, name), "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        if held.get(seq_from_file_name(name)) == digest:
+            keep.append(name)
+        else:
+            out.kept_reason.append(f"{name}: the intake does not hold these bytes")
+    return keep
+
+
 def release(receipt: dict, identity: Identity, storage_dir: str, keystore: KeyStore, clock: Clock,
-            fs: FileSystem = OS_FS) -> Release:
-    """Check `receipt`, log it, and delete what it covers. Raises ReceiptError (and
+            fs: FileSystem = OS_FS, held: dict[int, str] | None = None) -> Release:
+    """Check `receipt`, log it, and delete what it covers. `held` is seq -> sha256 of
+    the segments the intake's signed `state` lists; no segment is deleted without it. Raises ReceiptError (and
     changes nothing) unless it is signed by a trusted intake key for this device."""
     device_hex = identity.device_public_key.hex()
     segs, audit = check_receipt(receipt, device_hex, list(identity.intake_public_keys))
     key = VerifyKey(identity.device_public_key)
     out = Release()
-    doomed = covered_segments(storage_dir, segs, key, out)
+    doomed = _same_at_intake(storage_dir, covered_segments(storage_dir, segs, key, out), held, out)
     audit_names = covered_audit_files(storage_dir, audit, key, out)
     keep_from = keep_audit_from(storage_dir, doomed, key)
     if keep_from is not None:
@@ -196,7 +217,8 @@ def release(receipt: dict, identity: Identity, storage_dir: str, keystore: KeySt
     newest = _audit_files(storage_dir)[-1][1]
     for name in doomed + [n for n in audit_names if n != newest]:
         fs.unlink(os.path.join(storage_dir, name))
+        # One at a time, oldest first, each made durable before the next: a power cut
+        # must never leave an older file gone and a newer one back (a hole mid-history).
+        fs.fsync_dir(storage_dir)
         out.deleted.append(name)
-    # The deletions are durable only once the directory is.
-    fs.fsync_dir(storage_dir)
     return out

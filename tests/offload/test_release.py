@@ -44,8 +44,36 @@ def _audit_point(card, n: int | None = None) -> dict:
     return {"n": audit_entries(card.storage)[-1]["n"] if n is None else n, "hash": line_hash(line)}
 
 
-def _release(card, receipt):
-    return release(receipt, load_identity(card.directory), card.storage, FileKeyStore(card.directory), RealClock())
+def _card_held(card) -> dict[int, str]:
+    """What an intake holding every segment of this card would list in its state."""
+    import hashlib
+    held = {}
+    for name in os.listdir(card.storage):
+        if name.startswith("seg-"):
+            with open(os.path.join(card.storage, name), "rb") as f:
+                held[int(name[4:14])] = hashlib.sha256(f.read()).hexdigest()
+    return held
+
+
+def _release(card, receipt, held: dict[int, str] | None = None):
+    return release(receipt, load_identity(card.directory), card.storage, FileKeyStore(card.directory), RealClock(),
+                   held=_card_held(card) if held is None else held)
+
+
+def test_segments_the_intake_does_not_hold_as_these_bytes_stay(card):
+    """A receipt vouches for a prefix of a history; a cloned device's card may hold other
+    bytes under the same numbers. Only what the intake's state lists with the same hash goes."""
+    newest_seq = max(int(n[4:14]) for n in os.listdir(card.storage) if n.startswith("seg-"))
+    receipt = _receipt(card, {"seq": newest_seq + 50, "hash": "ab" * 32, "chunks": 1}, None)
+    held = dict(_card_held(card))
+    held[2] = "cd" * 32                      # the intake holds another segment 2
+    del held[3]                              # and no segment 3
+    result = _release(card, receipt, held)
+    assert "seg-0000000002.bwc" not in result.deleted and "seg-0000000003.bwc" not in result.deleted
+    assert "seg-0000000001.bwc" in result.deleted
+    assert any("does not hold these bytes" in why for why in result.kept_reason)
+    nothing = _release(card, _receipt(card, {"seq": newest_seq + 50, "hash": "ab" * 32, "chunks": 1}, None), {})
+    assert nothing.deleted == []
 
 
 def _receipt(card, segments, audit, key: SigningKey | None = None, device_hex: str | None = None) -> dict:

@@ -66,8 +66,9 @@ def test_a_partial_receipt_never_makes_an_honest_card_read_tampered(tmp_path, sc
     assert verify_storage(str(device.storage), key).outcome in allowed
     ledger = Ledger(FileStore(str(tmp_path / "store")), sets.INTAKE)
     receipt = _upload(ledger, device.key_hex(), device.storage, audit=True, segments_below=segments_below)
+    held = {item["seq"]: item["sha256"] for item in ledger.state(device.key_hex())["segments"]}
     result = release(receipt, load_identity(str(device.dir)), str(device.storage), FileKeyStore(str(device.dir)),
-                     RealClock())
+                     RealClock(), held=held)
     report = verify_storage(str(device.storage), key)
     assert report.outcome in allowed, (result, report.to_json())
     assert bool(result.deleted) == something_leaves, result

@@ -23,6 +23,7 @@ from nacl.signing import SigningKey
 from device.offload import protocol as P
 
 RESPONSE_MAX_BYTES = 64 * 1024 * 1024    # a state listing of a very long history; never more
+EXCHANGE_MIN_RATE_BPS = 4096                # slower than this over a whole exchange is a failed link
 SEND_SLICE_BYTES = 16 * 1024             # rate limiting and progress work at this grain
 # Refusals that say "try again from state" rather than "this item is refused".
 RETRYABLE = {"unavailable", "stale_request", "replayed_request", "parts_missing"}
@@ -64,7 +65,9 @@ def parse_base_url(url: str) -> tuple[str, str, int]:
 
 class IntakeClient:
     def __init__(self, base_url: str, signing_key: SigningKey, trusted_intake_keys, limiter,
-                 timeout_s: float = 30.0, wall_time_us: Callable[[], int] = lambda: time.time_ns() // 1000) -> None:
+                 timeout_s: float = 30.0, wall_time_us: Callable[[], int] = lambda: time.time_ns() // 1000,
+                 min_rate_bps: float = EXCHANGE_MIN_RATE_BPS) -> None:
+        self.min_rate_bps = min_rate_bps
         self.scheme, self.host, self.port = parse_base_url(base_url)
         self._key, self._trusted = signing_key, [bytes(k) for k in trusted_intake_keys]
         self.device_hex = bytes(signing_key.verify_key).hex()
@@ -94,8 +97,21 @@ class IntakeClient:
     def _exchange(self, method: str, path: str, body: bytes, headers: dict[str, str],
                   on_sent: Callable[[int], None] | None) -> tuple[int, dict, bytes]:
         sent = 0
+        # One deadline for the whole exchange, not only per read: a peer on the path that
+        # drips a byte at a time must not hold the device (and its lock) for ever.
+        deadline_s = time.monotonic() + self.timeout_s + (len(body) + 64 * 1024) / self.min_rate_bps
+
+        def bound() -> None:
+            nonlocal deadline_s
+            left_s = deadline_s - time.monotonic()
+            if left_s <= 0:
+                raise TimeoutError("the exchange took longer than its deadline")
+            if conn.sock is not None:
+                conn.sock.settimeout(min(self.timeout_s, left_s))
+
         try:
             conn = self._connection()
+            bound()
             conn.putrequest(method, path, skip_accept_encoding=True)
             for name, value in dict(headers, **{"Content-Length": str(len(body))}).items():
                 conn.putheader(name, value)
@@ -103,14 +119,27 @@ class IntakeClient:
             view = memoryview(body)
             for start in range(0, len(body), SEND_SLICE_BYTES):
                 piece = view[start:start + SEND_SLICE_BYTES]
+                paced_from_s = time.monotonic()
                 self._limiter.consume(len(piece))
+                deadline_s += time.monotonic() - paced_from_s   # waiting on our own --rate-limit is no stall
+                bound()
                 conn.send(piece)
                 sent += len(piece)
                 self.bytes_sent += len(piece)
                 if on_sent is not None:
                     on_sent(len(piece))
+            bound()
             response = conn.getresponse()
-            data = response.read(RESPONSE_MAX_BYTES + 1)
+            chunks, size = [], 0
+            while size <= RESPONSE_MAX_BYTES:
+                bound()
+                chunk = response.read1(64 * 1024)   # what has arrived: the deadline is checked between reads
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+            response.close()     # read to its end: the kept-alive connection may carry the next request
+            data = b"".join(chunks)
             if len(data) > RESPONSE_MAX_BYTES:
                 raise NetworkFailure("the intake's response is far larger than any the protocol sends", sent)
             if response.will_close:

@@ -59,6 +59,7 @@ class Session:
     # None: the part size follows the link (part_sizer.py); a number: --part-kib fixed it.
     sizer: "PartSizer | None" = None
     _held_at_start: set[int] | None = None
+    _held: dict[int, str] | None = None     # seq -> sha256 the intake's last signed state lists
     _not_sent: list[dict] = field(default_factory=list)     # what the plan leaves on the card, and why
 
     def run(self) -> int:
@@ -84,6 +85,9 @@ class Session:
             try:
                 self._pass(report, chain)
                 return
+            except Refused as exc:    # state or receipt refused (e.g. not enrolled): final for this run
+                self._refuse("the intake", exc)
+                return
             except NetworkFailure as exc:
                 self.outcome.wasted_bytes.append(exc.sent_bytes)
                 if self.sizer is not None:
@@ -101,6 +105,7 @@ class Session:
     def _pass(self, report, chain: ChainState) -> None:
         self.client.sync_time()
         state = self.client.state()
+        self._held = _held_segments(state)
         plan = make_plan(self.storage_dir, report, state, chain, self._segments)
         self._not_sent = [{"what": seg.name, "why": "not closed: the firmware has not finished it (boot the "
                                                     "camera once to recover it)"} for seg in plan.open]
@@ -112,8 +117,10 @@ class Session:
         for seg in plan.segments:
             self._send_segment(seg, state)
         # Entries written meanwhile (none while the lock is held, so normally nothing).
-        self._send_audit(plan_audit(self.storage_dir, self.client.state()))
+        final = self.client.state()
+        self._send_audit(plan_audit(self.storage_dir, final))
         self.client.receipt()
+        self._held = _held_segments(final) | (self._held or {})
 
     def _note_held(self, plan: Plan) -> None:
         """What the intake held before this run is `already_held`; what it holds now and
@@ -148,8 +155,10 @@ class Session:
 
     @staticmethod
     def _upload(seg: CardSegment, state: dict) -> dict | None:
-        return next((u for u in state.get("uploads", []) if u.get("seq") == seg.seq
-                     and u.get("sha256") == seg.sha256 and u.get("size") == seg.size), None)
+        return next((u for u in state.get("uploads", []) if isinstance(u, dict) and u.get("seq") == seg.seq
+                     and u.get("sha256") == seg.sha256 and u.get("size") == seg.size
+                     and isinstance(u.get("part_bytes"), int) and u["part_bytes"] > 0
+                     and isinstance(u.get("parts"), list)), None)
 
     def _held_bytes(self, seg: CardSegment, state: dict) -> int:
         upload = self._upload(seg, state)
@@ -184,6 +193,8 @@ class Session:
         self._done(seg, "already_held" if body.get("status") == "already_held" else "accepted")
 
     def _done(self, seg: CardSegment, status: str) -> None:
+        if self._held is not None:
+            self._held[seg.seq] = seg.sha256    # the intake answered, signed, that it holds these bytes
         (self.outcome.already_held if status == "already_held" else self.outcome.accepted).append(seg.seq)
         self.progress.segment(seg.seq, seg.name, seg.event_id, status, seg.size)
 
@@ -200,7 +211,7 @@ class Session:
         if receipt is None:
             return None
         try:
-            result = release(receipt, self.identity, self.storage_dir, keystore, RealClock())
+            result = release(receipt, self.identity, self.storage_dir, keystore, RealClock(), held=self._held)
         except ReceiptError as exc:
             self.outcome.refused.append({"what": "the intake's receipt", "reason": "receipt_invalid",
                                          "detail": str(exc)})
@@ -231,3 +242,12 @@ def signing_key(device_dir: str, identity: Identity) -> SigningKey:
         raise ValueError(f"{os.path.join(device_dir, 'device.key')} does not match the device_public_key in "
                          f"{os.path.join(device_dir, 'device.json')}")
     return key
+
+
+def _held_segments(state: dict) -> dict[int, str]:
+    """seq -> sha256 of what a signed state says the intake holds (shape-checked)."""
+    held = {}
+    for item in state.get("segments", []) if isinstance(state.get("segments"), list) else []:
+        if isinstance(item, dict) and isinstance(item.get("seq"), int) and isinstance(item.get("sha256"), str):
+            held[item["seq"]] = item["sha256"]
+    return held
