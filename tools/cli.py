@@ -7,6 +7,8 @@ import os
 import sys
 import time
 
+from tools.offload import command as offload_command
+
 EXIT_OK, EXIT_INTEGRITY, EXIT_USAGE, EXIT_TRUNCATED, EXIT_BEFORE_SET = 0, 1, 2, 3, 4
 
 
@@ -39,17 +41,34 @@ def _parser() -> argparse.ArgumentParser:
                    "one JSON line per LED change, vibration, tone, sound and state change")
 
     s = sub.add_parser("verify", help="check footage with the device's public key")
-    s.add_argument("storage", metavar="STORAGE_DIR")
+    s.add_argument("storage", metavar="STORAGE", help="a storage directory, or an intake store (file:// or s3://)")
     s.add_argument("--device-pub", required=True, metavar="PUB")
     s.add_argument("--json", action="store_true", help="print a JSON report")
+    _store_options(s)
 
     s = sub.add_parser("export", help="decrypt footage to MP4 + JSON sidecar per event")
-    s.add_argument("storage", metavar="STORAGE_DIR")
+    s.add_argument("storage", metavar="STORAGE", help="a storage directory, or an intake store (file:// or s3://)")
     s.add_argument("--key", required=True, metavar="KEYFILE")
     s.add_argument("--out", required=True, metavar="DIR")
     s.add_argument("--device-pub", metavar="PUB", help="pin the device key (default: the key the footage names)")
     s.add_argument("--announce-dir", metavar="DIR",
                    help="the agency's announcement files (<lang>.wav/.flac), to find their cues in the audio")
+    _store_options(s)
+
+    s = sub.add_parser("intake", help="the evidence intake: init, enroll, serve (docs/offload.md)")
+    intake = s.add_subparsers(dest="intake_command", required=True, metavar="ACTION")
+    t = intake.add_parser("init", help="make an intake's signing key and config")
+    t.add_argument("--out", required=True, metavar="INTAKE_DIR")
+    t = intake.add_parser("enroll", help="admit a device")
+    t.add_argument("intake_dir", metavar="INTAKE_DIR")
+    t.add_argument("--device-pub", required=True, metavar="PUB")
+    t = intake.add_parser("serve", help="serve the intake over HTTP")
+    t.add_argument("intake_dir", metavar="INTAKE_DIR")
+    t.add_argument("--listen", required=True, metavar="HOST:PORT")
+    t.add_argument("--store", metavar="URL", help="file:///path or s3://bucket/prefix (default INTAKE_DIR/store)")
+    t.add_argument("--s3-endpoint", metavar="URL", help="an S3-compatible endpoint (MinIO, Ceph RGW)")
+
+    # `bwc offload` (the device side) is added here by tools/offload/command.py.
 
     s = sub.add_parser("demo", help="keygen, provision, record a scenario, verify, export")
     s.add_argument("--out", required=True, metavar="DIR")
@@ -57,7 +76,13 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("bench", help="measure CPU, memory and speed; write DIR/bench.json")
     s.add_argument("--out", required=True, metavar="DIR")
     s.add_argument("--quick", action="store_true", help="smaller, faster figures (no memory runs)")
+    offload_command.add_parser(sub)
     return p
+
+
+def _store_options(s) -> None:
+    s.add_argument("--s3-endpoint", metavar="URL", help="with an s3:// store: an S3-compatible endpoint")
+    s.add_argument("--device", metavar="ID", help="with an intake store: the device, by its device id")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,9 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     from device.evidence.decrypt import DecryptError
     from device.evidence.keys import KeyFileError
     from hal.filekeystore import KeyStoreError
+    from tools.intake.config import IntakeConfigError
+    from tools.intake.history import HistoryError
+    from tools.intake.store import StoreError, StoreURLError
     try:
         return _COMMANDS[args.command](args)
-    except (UsageError, ConfigError, KeyFileError, KeyStoreError, ChainStateError) as exc:
+    except (UsageError, ConfigError, KeyFileError, KeyStoreError, ChainStateError, IntakeConfigError,
+            HistoryError, StoreURLError, StoreError) as exc:
         print(f"bwc {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except DecryptError as exc:
@@ -115,10 +144,41 @@ def _read_device_pub(path: str):
     return read_device_public(path)
 
 
+def _is_store_url(text: str) -> bool:
+    return text.startswith(("file://", "s3://"))
+
+
+def _from_intake(args, device_key_hex: str | None):
+    """A context manager giving a directory with the device's history from an intake store."""
+    from tools.intake.history import find_device, materialised
+    from tools.intake.store import open_store
+    store = open_store(args.storage, args.s3_endpoint)
+    device = find_device(store, args.device) if args.device else device_key_hex
+    if device is None:
+        raise UsageError("with an intake store, name the device: --device ID or --device-pub PUB")
+    if device_key_hex is not None and device != device_key_hex:
+        raise UsageError(f"--device {args.device!r} is not the device of --device-pub")
+    return materialised(store, device)
+
+
+def _local_options(args) -> None:
+    if not _is_store_url(args.storage) and (args.s3_endpoint or args.device):
+        raise UsageError("--s3-endpoint and --device go with an intake store (file:// or s3://)")
+
+
 def _verify(args) -> int:
+    device_key = _read_device_pub(args.device_pub)
+    _local_options(args)
+    if _is_store_url(args.storage):
+        with _from_intake(args, bytes(device_key).hex()) as directory:
+            return _verify_dir(args, directory, device_key)
+    return _verify_dir(args, args.storage, device_key)
+
+
+def _verify_dir(args, storage: str, device_key) -> int:
     from device.evidence.storage_verify import INTEGRITY_FAILURE, verify_storage
     from tools.report import format_report
-    device_key = _read_device_pub(args.device_pub)
+    args = argparse.Namespace(**dict(vars(args), storage=storage))
     if not os.path.isdir(args.storage):
         raise UsageError(f"{args.storage}: not a directory")
     if not [n for n in os.listdir(args.storage) if not n.startswith(".")]:
@@ -136,6 +196,15 @@ def _verify(args) -> int:
 
 
 def _export(args) -> int:
+    _local_options(args)
+    if _is_store_url(args.storage):
+        pinned = _read_device_pub(args.device_pub) if args.device_pub else None
+        with _from_intake(args, bytes(pinned).hex() if pinned else None) as directory:
+            return _export_dir(argparse.Namespace(**dict(vars(args), storage=directory)))
+    return _export_dir(args)
+
+
+def _export_dir(args) -> int:
     from device.evidence.keys import read_custodian_secret
     from tools.export import ExportError, export_events
     from tools.exportability import EXIT_BEFORE_SET, EXIT_CUT_SHORT, EXIT_TAMPERED
@@ -171,6 +240,25 @@ def _export(args) -> int:
     return result.exit_code
 
 
+def _intake(args) -> int:
+    from tools.intake.config import enroll_device, init_intake
+    if args.intake_command == "init":
+        key_path, pub_path = init_intake(args.out)
+        print(f"intake key: {key_path} (mode 0600; every replica needs it)")
+        print(f"intake public key: {pub_path} (give it to bwc provision --intake-pub)")
+        return EXIT_OK
+    if args.intake_command == "enroll":
+        device, new = enroll_device(args.intake_dir, args.device_pub)
+        print(f"device {device[:16]}… {'enrolled' if new else 'was already enrolled'} at {args.intake_dir}")
+        return EXIT_OK
+    from tools.intake.serve import parse_listen, serve
+    try:
+        parse_listen(args.listen)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return serve(args.intake_dir, args.listen, args.store, args.s3_endpoint)
+
+
 def _demo(args) -> int:
     from tools.demo import run_demo
     return run_demo(args.out)
@@ -185,7 +273,7 @@ def _bench(args) -> int:
 
 
 _COMMANDS = {"bench": _bench, "keygen": _keygen, "provision": _provision, "run": _run, "verify": _verify,
-             "export": _export, "demo": _demo}
+             "export": _export, "demo": _demo, "intake": _intake, "offload": offload_command.run}
 
 if __name__ == "__main__":
     sys.exit(main())

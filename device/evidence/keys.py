@@ -16,6 +16,8 @@ CUSTODIAN_SECRET = "openbwc-custodian-secret-v1"
 DEVICE_PUBLIC = "openbwc-device-public-v1"
 # An evidence intake's Ed25519 receipt-signing key (docs/format.md §9).
 INTAKE_PUBLIC = "openbwc-intake-public-v1"
+# Its secret half, held by every replica of that intake (docs/offload.md §1).
+INTAKE_SECRET = "openbwc-intake-secret-v1"
 
 # A key file is one short line; anything longer is not one, and is not read whole.
 KEY_FILE_MAX_CHARS = 4096
@@ -56,7 +58,7 @@ def parse_key(text: object, kind: str, source: str) -> bytes:
         raise KeyFileError(f"{source}: expected a key string '{kind}:<hex>', got {type(text).__name__}")
     line = text.strip()
     prefix, sep, hex_digits = line.partition(":")
-    if not sep or prefix not in (CUSTODIAN_PUBLIC, CUSTODIAN_SECRET, DEVICE_PUBLIC, INTAKE_PUBLIC):
+    if not sep or prefix not in (CUSTODIAN_PUBLIC, CUSTODIAN_SECRET, DEVICE_PUBLIC, INTAKE_PUBLIC, INTAKE_SECRET):
         raise KeyFileError(f"{source}: not an OpenBWC key file (expected '{kind}:<hex>')")
     if prefix != kind:
         raise KeyFileError(f"{source}: this is an {prefix} key, but an {kind} key is needed here")

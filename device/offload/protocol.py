@@ -123,8 +123,11 @@ def _header(headers, name: str) -> str:
 
 
 def request_identity(headers) -> tuple[str, int, str]:
-    """(device key hex, utc_us, nonce) from a request's headers, shape-checked only."""
+    """(device key hex, utc_us, nonce) from a request's headers, all four shape-checked
+    (the signature too, so a malformed one is refused before the body is read)."""
     device, utc, nonce = _header(headers, H_DEVICE), _header(headers, H_TIME), _header(headers, H_NONCE)
+    if not _HEX128.match(_header(headers, H_SIGNATURE)):
+        raise ProtocolError("malformed_request", f"{H_SIGNATURE} must be 128 lowercase hex digits")
     if not _HEX64.match(device):
         raise ProtocolError("malformed_request", f"{H_DEVICE} must be 64 lowercase hex digits")
     if not _TIME.match(utc):

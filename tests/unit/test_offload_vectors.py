@@ -111,3 +111,13 @@ def test_any_flipped_signature_byte_is_refused(position, flip):
     with pytest.raises(p.ProtocolError) as err:
         p.check_request(headers, "GET", "/v1/devices/d/state", p.sha256_hex(b""), 10)
     assert err.value.reason == "bad_signature"
+
+
+def test_vector_refusal_and_empty_receipt():
+    from device.evidence.receipt import check_receipt
+    v = _load()
+    r = v["refusal"]
+    intake = bytes.fromhex(v["intake_key"])
+    assert p.check_response(r["headers"], r["nonce"], r["status"], bytes.fromhex(r["body_hex"]), [intake]) == intake
+    assert json.loads(bytes.fromhex(r["body_hex"]))["error"] in p.REFUSALS
+    assert check_receipt(v["receipt_covering_nothing"]["object"], v["device_key"], [intake]) == (None, None)

@@ -32,6 +32,10 @@ def build() -> dict:
     receipt = make_receipt(intake, d, {"seq": 3, "hash": "ab" * 32, "chunks": 7},
                            {"n": 41, "hash": "cd" * 32}, 1764547201000000)
     unsigned = {k: v for k, v in receipt.items() if k != "signature"}
+    empty = make_receipt(intake, d, None, None, 1764547201000000)
+    refusal_nonce = "ffeeddccbbaa99887766554433221100"
+    refusal_body = json.dumps({"detail": "the intake holds 10 bytes of audit file 1, not 20",
+                               "error": "audit_gap"}, sort_keys=True).encode()
     return {
         "comment": "docs/offload.md §10; Ed25519 (RFC 8032) with the seeds below",
         "device_seed": DEVICE_SEED.hex(), "device_key": d,
@@ -44,6 +48,11 @@ def build() -> dict:
                      "signed_bytes_hex": response_message(nonce, 200, sha256_hex(resp_body)).hex(),
                      "headers": resp_headers},
         "receipt": {"object": receipt, "signed_bytes_hex": (RECEIPT_DOMAIN + _canonical(unsigned)).hex()},
+        "receipt_covering_nothing": {"object": empty, "signed_bytes_hex": (RECEIPT_DOMAIN + _canonical(
+            {k: v for k, v in empty.items() if k != "signature"})).hex()},
+        "refusal": {"nonce": refusal_nonce, "status": 409, "body_hex": refusal_body.hex(),
+                    "signed_bytes_hex": response_message(refusal_nonce, 409, sha256_hex(refusal_body)).hex(),
+                    "headers": sign_response(intake, refusal_nonce, 409, refusal_body)},
     }
 
 
