@@ -43,7 +43,7 @@ class LinkReject(Exception):
     """A frame dropped without effect; `reason` is one of docs/link.md §4's names."""
 
     def __init__(self, reason, detail=""):
-        Exception.__init__(self, reason if not detail else "%s: %s" % (reason, detail))
+        super().__init__(reason if not detail else "%s: %s" % (reason, detail))
         self.reason = reason
 
 

@@ -1,14 +1,12 @@
 """Button gestures and trigger lines (ACT-1, ACT-2, ACT-9), driven in virtual time."""
 import ast
-import os
-import shutil
-import subprocess
 import textwrap
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from micropython_support import run_micropython
 
 from device.gestures import (
     DOUBLE_PRESS,
@@ -425,7 +423,6 @@ def test_gestures_module_uses_only_micropython_safe_constructs():
             raise AssertionError("no variable annotations")
 
 
-MICROPYTHON = os.environ.get("MICROPYTHON") or shutil.which("micropython")
 
 MICROPYTHON_SCRIPT = textwrap.dedent(
     """
@@ -446,11 +443,10 @@ MICROPYTHON_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.skipif(MICROPYTHON is None, reason="no micropython interpreter (set MICROPYTHON)")
 def test_gestures_run_under_micropython(tmp_path):
     script = tmp_path / "drive.py"
     repo = str(MODULE_PATH.parents[1])
     script.write_text(MICROPYTHON_SCRIPT.replace("REPO", repr(repo)))
-    result = subprocess.run([MICROPYTHON, str(script)], capture_output=True, text=True, timeout=60)
+    result = run_micropython([str(script)], timeout_s=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "double_press,hold,on"
