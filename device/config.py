@@ -16,7 +16,7 @@ from device.evidence.keys import CUSTODIAN_PUBLIC, DEVICE_PUBLIC, INTAKE_PUBLIC,
 from device.gestures import DEFAULT_MAX_PRESS_US
 from hal.inputs import RECORD_BUTTON
 
-FIRMWARE_VERSION = "0.3.0"
+FIRMWARE_VERSION = "0.4.0"
 # An earlier wall clock than this cannot be right: the clock is unset (FLT-4).
 FIRMWARE_BUILD_UTC_US = 1_764_547_200_000_000   # 2025-12-01T00:00:00Z
 TRIGGER_POLICIES = ("start", "start_stop")

@@ -27,8 +27,9 @@ class Controls:
         self._lock = threading.Lock()
         self._pending: dict | None = None   # an unconfirmed stop: {"hold_us", "presses", "timer"}
 
-    def button(self, gesture: str, press_us: int) -> None:
-        """A decoded gesture of the record button; `press_us` is when its press began."""
+    def button(self, gesture: str, press_us: int, source: str = "button") -> None:
+        """A decoded gesture of the record button, or of a paired pod's (`source`
+        "pod:ID", docs/link.md §5); `press_us` is when its press began."""
         recording = self._recorder.state is State.RECORDING
         with self._lock:
             pending = self._pending
@@ -38,18 +39,18 @@ class Controls:
                 return
         if gesture == gestures.DOUBLE_PRESS:
             if recording:
-                self._recorder.replay_announcement("button")   # ANN-4: say it again
+                self._recorder.replay_announcement(source)   # ANN-4: say it again
             else:
-                self._recorder.handle(Event.START_BUTTON, "button", press_us)
+                self._recorder.handle(Event.START_BUTTON, source, press_us)
         elif gesture == gestures.PRESS:
             if recording:
-                self._recorder.handle(Event.MARKER_BUTTON, "button", press_us)
+                self._recorder.handle(Event.MARKER_BUTTON, source, press_us)
             self.status()
         elif gesture == gestures.HOLD and recording:
             if self._policy.stop_confirm:
-                self._ask_to_confirm(press_us)
+                self._ask_to_confirm(press_us, source)
             else:
-                self._recorder.handle(Event.STOP_BUTTON, "button", press_us)
+                self._recorder.handle(Event.STOP_BUTTON, source, press_us)
 
     def status(self) -> None:
         """IND-2: answer what the camera is doing, from facts (the monitor's)."""
@@ -68,16 +69,16 @@ class Controls:
             pending["timer"].cancel()
 
     # -- ACT-5 ---------------------------------------------------------------------------
-    def _ask_to_confirm(self, hold_us: int) -> None:
+    def _ask_to_confirm(self, hold_us: int, source: str) -> None:
         with self._lock:
             if self._pending is not None:
                 return
             close_us = (hold_us + round(self._policy.hold_stop_s * 1e6)
                         + round(self._policy.stop_confirm_s * 1e6)
                         + self._policy.double_press_window_ms * 1000 + SETTLE_US)
-            self._pending = {"hold_us": hold_us, "presses": 0,
+            self._pending = {"hold_us": hold_us, "presses": 0, "source": source,
                              "timer": self._clock.call_at(close_us, self._close)}
-        self._log_request("pending", hold_us)
+        self._log_request("pending", hold_us, source)
         self._recorder.player.play("stop_pending")
 
     def _close(self) -> None:
@@ -87,18 +88,18 @@ class Controls:
             return
         presses = pending["presses"]
         if presses == 0:
-            self._log_request("cancelled", self._clock.monotonic_us())
+            self._log_request("cancelled", self._clock.monotonic_us(), pending["source"])
             self._recorder.player.play("stop_cancelled")
             return
         reasons = self._policy.stop_reasons
         reason = reasons[min(presses, len(reasons)) - 1] if reasons else None
-        self._log_request("confirmed", self._clock.monotonic_us(), presses=presses,
+        self._log_request("confirmed", self._clock.monotonic_us(), pending["source"], presses=presses,
                           **({} if reason is None else {"reason": reason}))
-        self._recorder.handle(Event.STOP_BUTTON, "button", reason=reason)
+        self._recorder.handle(Event.STOP_BUTTON, pending["source"], reason=reason)
 
-    def _log_request(self, status: str, monotonic_us: int, **fields) -> None:
+    def _log_request(self, status: str, monotonic_us: int, source: str, **fields) -> None:
         utc_us = self._clock.wall_time_us() - (self._clock.monotonic_us() - monotonic_us)
-        record = {"status": status, "source": "button", **fields}
+        record = {"status": status, "source": source, **fields}
         self._writer.put(Metadata("stop_request", monotonic_us, dict(record)))
         self._writer.put(AuditEntry("stop_request", monotonic_us, utc_us,
                                     dict(record, event_id=self._recorder.event_id)))

@@ -15,6 +15,7 @@ from device.config import FIRMWARE_VERSION, Identity, Policy
 from device.controls import Controls
 from device.monitor import Monitor
 from device.patterns import PatternPlayer
+from device.podlink import PairingError, PodLinks, load_pairings
 from device.evidence.audit import AuditLog
 from device.evidence.receipt import check_receipt
 from device.recorder import Recorder
@@ -44,6 +45,7 @@ class Firmware:
         self.storage_full = False
         self.monitor: Monitor | None = None
         self.controls: Controls | None = None
+        self.pods: PodLinks | None = None
         self.shutdown_source: str | None = None   # set once shutdown() has run
         self._shutdown_lock = threading.Lock()
 
@@ -90,6 +92,30 @@ class Firmware:
         board.camera.start(self.recorder.on_packet)
         board.microphone.start(self.recorder.on_packet)
         self.monitor.start()
+        self._start_pod_links(audit)
+
+    def _start_pod_links(self, audit: AuditLog) -> None:
+        """docs/link.md §5: paired pods over the board's radio. A pairing record that cannot
+        be read leaves the camera without its pods, never without its own button."""
+        board, clock = self.board, self.board.clock
+        if board.radio is None:
+            return
+        try:
+            pairings = load_pairings(board.keystore)
+            if not pairings:
+                return
+            self.pods = PodLinks(clock, board.radio, board.keystore, pairings, self.monitor.pod_status,
+                                 self._on_pod_gesture, self.recorder.player.play, self.writer)
+        except (PairingError, OSError) as exc:
+            self.writer.put(AuditEntry("pod_link", clock.monotonic_us(), clock.wall_time_us(),
+                                       {"status": "refused", "error": str(exc)[:200]}))
+            return
+        self.pods.start()
+
+    def _on_pod_gesture(self, gesture: str, press_us: int, source: str) -> None:
+        with self._input_lock:
+            if self._decoders:   # not shutting down
+                self.controls.button(gesture, press_us, source)
 
     def _log_boot(self, audit: AuditLog, recovery, now_us: int, utc_us: int) -> None:
         """AUD-2: explain an unclean stop before anything else is logged. A card that
@@ -127,6 +153,8 @@ class Firmware:
             self.monitor.stop()
         if self.controls is not None:
             self.controls.cancel()
+        if self.pods is not None:
+            self.pods.stop()
         board.camera.stop()
         board.microphone.stop()
         with self._input_lock:  # an edge arriving now must not re-arm a timer

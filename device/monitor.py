@@ -87,6 +87,7 @@ class Monitor:
         self._storage_warned = False
         self._battery = BatteryEstimate(policy)
         self._battery_warned = False
+        self._battery_minutes: float | None = None   # of recording left, for pod beacons
         self._critical = False
         self._led_on = False
         self._event_start_us: int | None = None
@@ -180,6 +181,22 @@ class Monitor:
         if self._clock_unset:
             found.append("clock_unset")
         return found
+
+    def pod_status(self) -> dict:
+        """What a pod beacon carries (docs/link.md §3.1): the same facts the camera shows."""
+        now_us = self._clock.monotonic_us()
+        newest = max((t for t in self._writer.committed_us() if t is not None), default=None)
+        recording = self._recorder.state is State.RECORDING
+        faults = self.faults()
+        faults += [name for name, on in (("battery_low", self._battery_warned), ("storage_low", self._storage_warned))
+                   if on]
+        minutes = self._battery_minutes
+        return {"state": self._recorder.state.value if recording or self._recorder.state is State.BUFFERING
+                else "off",
+                "record_led": self._led_on,
+                "committed_age_ms": None if newest is None or not recording else max(0, (now_us - newest) // 1000),
+                "faults": faults,
+                "battery_min": None if minutes is None else int(minutes)}
 
     def committing(self) -> bool:
         """Media committed to the card within the last flush interval (and slack)."""
@@ -354,6 +371,7 @@ class Monitor:
             self._on_battery_critical()
             return
         minutes_left = estimate.recording_minutes_left
+        self._battery_minutes = minutes_left
         low = not charging and minutes_left is not None and minutes_left <= self._policy.battery_warn_min
         if low and not self._battery_warned:
             self._alert("battery_low", "battery_low", level_pct=round(level_pct, 2),

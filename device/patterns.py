@@ -81,6 +81,8 @@ PATTERNS: dict[str, tuple[tuple[Pulse, ...], str]] = {
                  "microphone back: sound again"),
     "clock_unset": ((_t(0, 1200, 50), _t(100, 1200, 50), _t(200, 1200, 50), _t(300, 1200, 50)),
                     "the wall clock is unset: footage is ordered, but its dates are unknown"),
+    "pod_lost": ((_v(0, 250), _v(400, 250), _t(0, 700, 250), _t(400, 500, 250)),
+                 "the control pod's link dropped: use the camera's own button (recording goes on)"),
     "fault": ((_v(0, 1500), _t(0, 400, 1500)),
               "fault: recording stopped or stalled (storage, writer)"),
 }

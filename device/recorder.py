@@ -38,6 +38,9 @@ class Recorder:
         # Called as (old, new, monotonic_us) on every state change, with the lock held:
         # a simulator's trace (what a person standing there could tell) listens here.
         self.state_listeners: list[Callable[[State, State, int], None]] = []
+        # Called as (source, event_id, monotonic_us) when an event starts, lock held: group
+        # activation (device/group.py) tells its peers from here.
+        self.start_listeners: list[Callable[[str, str, int], None]] = []
 
     @property
     def state(self) -> State:
@@ -116,6 +119,8 @@ class Recorder:
             self.monitor.event_started(now_us)
         if self._announcer is not None:
             self._announcer.event_started(self._event_id, now_us, utc_us)
+        for listener in self.start_listeners:
+            listener(source, self._event_id, now_us)
 
     def replay_announcement(self, source: str) -> None:
         """ANN-4: the wearer asks for the notice again; only while recording."""

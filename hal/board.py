@@ -14,6 +14,7 @@ from hal.indicators import Indicators
 from hal.inputs import Inputs
 from hal.keystore import KeyStore
 from hal.microphone import Microphone
+from hal.radio import Radio
 from hal.speaker import Speaker
 from hal.storage import Storage
 
@@ -29,3 +30,5 @@ class Board:
     storage: Storage
     battery: Battery
     keystore: KeyStore
+    # The pod link's datagram transport (docs/link.md §9); None: a board without one.
+    radio: Radio | None = None

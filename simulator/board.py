@@ -14,6 +14,7 @@ from hal.filekeystore import FileKeyStore
 from hal.fs import FileSystem
 from hal.inputs import RECORD_BUTTON
 from hal.media import AudioFormat, VideoFormat
+from hal.radio import Radio
 from simulator.audio import SimAir, SimMicrophone, SimSpeaker
 from simulator.battery import SimBattery
 from simulator.camera import SimCamera
@@ -44,7 +45,7 @@ def build_sim_board(clock: Clock, device_dir: str, storage_dir: str, video: Vide
                     trigger_names: tuple[str, ...] = (), source_path: str | None = None,
                     audio: AudioFormat = AudioFormat(), constant_bitrate: bool = False,
                     fs: FileSystem | None = None, battery: SimBattery | None = None,
-                    trace: Trace | None = None) -> SimWorld:
+                    trace: Trace | None = None, radio: Radio | None = None) -> SimWorld:
     """`fs`: the file system under storage and key store; a fresh SimFS if not given.
     `battery`: the cell in the camera (a run keeps one across boots); a full one if not
     given. `trace`: where indicators, speaker and inputs report what they did."""
@@ -59,7 +60,7 @@ def build_sim_board(clock: Clock, device_dir: str, storage_dir: str, video: Vide
     board = Board(
         camera=camera, microphone=SimMicrophone(clock, air, audio), speaker=SimSpeaker(clock, air),
         inputs=inputs, indicators=indicators, clock=clock, storage=DirectoryStorage(storage_dir, fs),
-        battery=battery, keystore=FileKeyStore(device_dir, fs),
+        battery=battery, keystore=FileKeyStore(device_dir, fs), radio=radio,
     )
     board.speaker.trace = trace
     return SimWorld(board, camera, inputs, indicators, air, battery, fs)

@@ -20,12 +20,18 @@ from dataclasses import dataclass
 from device.announce_assets import load_assets
 from device.config import Identity, Policy
 from device.firmware import Firmware
+from device.link.frame import Pairing
+from device.podlink import PAIRINGS_RECORD, load_pairings, pairings_record
+from hal.filekeystore import FileKeyStore
+from pod import pairing as pod_pairing
 from hal.clock import Clock
 from hal.inputs import RECORD_BUTTON
 from hal.realclock import RealClock
 from simulator.battery import SimBattery
 from simulator.board import SimWorld, build_sim_board
 from simulator.clock import VirtualClock
+from simulator.ether import SimEther
+from simulator.sim_pod import SimPod
 from simulator.power import PowerDomain
 from simulator.scenario import Scenario, Step
 from simulator.simfs import PowerLost, SimFS
@@ -65,6 +71,7 @@ class RunResult:
     end_us: int
     battery: SimBattery | None = None   # the one cell, across every boot
     trace: Trace | None = None
+    pods: dict = None                   # pod id -> SimPod (simulator/sim_pod.py)
 
     @property
     def firmwares(self) -> list[Firmware]:
@@ -110,6 +117,28 @@ class _Device:
         self.mic_failed = False
         self._reaped: set[int] = set()   # ids of abandoned instances whose writer has been stopped
         fs.add_power_listener(self._on_power_lost)
+        self.ether = SimEther(clock) if scenario.pods else None
+        self.pods: dict[str, SimPod] = {}
+        if scenario.pods:
+            self._pair_pods()
+
+    CAMERA_NODE = "camera"
+
+    def _pair_pods(self) -> None:
+        """The scenario's pods: paired already (`bwc pod pair`), or paired now, on this card's
+        key store, like a provisioning station would before the shift."""
+        keystore = FileKeyStore(self.device_dir, self.fs)
+        pairings = {p.pod_id: p for p in load_pairings(keystore)}
+        missing = [pod_id for pod_id in self.scenario.pods if pod_id not in pairings]
+        if missing:
+            for pod_id in missing:
+                pairings[pod_id] = Pairing(pod_id, os.urandom(32))
+            keystore.write_record(PAIRINGS_RECORD, pairings_record(list(pairings.values())))
+        for pod_id in self.scenario.pods:
+            # The address in the pod's record is the ether's camera node (a port for the form).
+            text = pod_pairing.record_text(pod_id, pairings[pod_id].secret, self.identity.device_id,
+                                           self.CAMERA_NODE + ":4770")
+            self.pods[pod_id] = SimPod(self.clock, self.ether, pod_id, text, self.CAMERA_NODE, self.trace)
 
     @property
     def live(self) -> Instance | None:
@@ -127,7 +156,9 @@ class _Device:
             inst.world = build_sim_board(power, self.device_dir, self.storage_dir, self.scenario.video,
                                          self.triggers, self.source_path,
                                          constant_bitrate=self.scenario.constant_bitrate, fs=self.fs,
-                                         battery=self.battery, trace=self.trace)
+                                         battery=self.battery, trace=self.trace,
+                                         radio=None if self.ether is None
+                                         else self.ether.endpoint(self.CAMERA_NODE, power))
             self._apply_world_faults(inst.world)
             inst.firmware = Firmware(inst.world.board, self.identity, self.policy,
                                      assets=load_assets(self.device_dir, self.policy.announce_languages))
@@ -261,6 +292,8 @@ class _Device:
             except OSError as exc:
                 inst.error = exc
         self._reap()
+        for pod in self.pods.values():
+            pod.stop()
         self.fs.remove_power_listener(self._on_power_lost)
 
     def _reap(self) -> None:
@@ -298,6 +331,20 @@ def _schedule(device: _Device, clock: Clock, start_us: int, step: Step) -> None:
         clock.call_at(at_us, lambda: device.storage_step(step))
     elif step.action.startswith(("camera.", "mic.", "battery.", "clock.")):
         clock.call_at(at_us, lambda: device.world_step(step))
+    elif step.action.startswith("pod."):
+        pod = device.pods[step.target]
+        if step.action == "pod.press":
+            pod.press(at_us)
+        elif step.action == "pod.double_press":
+            pod.double_press(at_us)
+        else:
+            pod.hold(at_us, step.hold_s)
+    elif step.action in ("link.drop", "link.restore"):
+        def link_step() -> None:
+            getattr(device.ether, step.action.partition(".")[2])(step.target)
+            if device.trace is not None:
+                device.trace.record("world", do=step.action, applied=True, target=step.target)
+        clock.call_at(at_us, link_step)
     else:
         raise ValueError(f"no such scenario step {step.action!r}")
 
@@ -332,4 +379,4 @@ def run_scenario(scenario: Scenario, identity: Identity, policy: Policy, device_
     finally:
         # Close the event cleanly even if a simulated part failed mid-run.
         device.finish()
-    return RunResult(device.instances, fs, start_us, end_us, device.battery, trace or None)
+    return RunResult(device.instances, fs, start_us, end_us, device.battery, trace or None, device.pods)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from device.config import ConfigError, Policy, build_policy, parse_toml, shown
 from hal.media import VideoFormat
 from simulator.pattern import CODE_COLUMNS, strip_height_px
+from device.link.frame import check_pod_id
 from simulator.simfs import CUT_MODES, ERRNOS, OPS
 
 # What the simulated world can do at a step, and the keys each step takes besides t_s and do.
@@ -20,6 +21,9 @@ STEP_KEYS: dict[str, tuple[str, ...]] = {
     "camera.disconnect": (), "camera.reconnect": (), "mic.fail": (), "mic.heal": (),
     "battery.set": ("percent",), "battery.drain": ("rate_pct_per_min",),
     "clock.jump": ("delta_s",), "clock.set": ("utc",),
+    # docs/link.md: a paired control pod's button, and its radio link (target: the pod's id).
+    "pod.press": ("target",), "pod.double_press": ("target",), "pod.hold": ("target", "hold_s"),
+    "link.drop": ("target",), "link.restore": ("target",),
 }
 ACTIONS = tuple(STEP_KEYS)
 DEFAULT_CUT_MODE = "tear"
@@ -47,7 +51,8 @@ MAX_UTC_US = 253_402_300_799_999_999
 _RFC3339 = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
                       r"(?:([Zz])|([+-])(\d{2}):(\d{2}))", re.ASCII)
 _CAMERA_KEYS = ("width", "height", "fps", "keyframe_interval_s", "bitrate_bps", "constant_bitrate")
-_TOP_KEYS = {"duration_s", "camera", "policy", "at", "description"}
+_TOP_KEYS = {"duration_s", "camera", "policy", "at", "description", "pods"}
+MAX_PODS = 8   # device/podlink.MAX_PAIRINGS
 _TRIGGER_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
@@ -67,6 +72,7 @@ class Step:
     rate_pct_per_min: float | None = None  # battery.drain: fixed drain from now; None: the per-state model
     delta_s: float = 0.0                # clock.jump: wall clock moves by this much (may be negative)
     utc_us: int | None = None           # clock.set: wall clock reads this from now
+    target: str = ""                    # pod.* / link.*: the pod's id
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,7 @@ class Scenario:
     steps: tuple[Step, ...] = ()
     source: str = "<built-in>"
     text: str = ""
+    pods: tuple[str, ...] = ()   # paired control pods in the world (docs/simulator.md)
 
     @property
     def trigger_names(self) -> tuple[str, ...]:
@@ -177,7 +184,26 @@ def parse_scenario(text: str, source: str) -> Scenario:
     indexed = [(index, _parse_step(entry, index, duration_s, source, text)) for index, entry in enumerate(at)]
     indexed.sort(key=lambda pair: pair[1].t_s)   # stable: steps at one time keep file order
     _check_power_sequence(indexed, source, text)
-    return Scenario(duration_s, video, constant_bitrate, policy, tuple(s for _, s in indexed), source, text)
+    pods = _parse_pods(data.get("pods", []), source, text)
+    for index, step in indexed:
+        if step.target and step.target not in pods:
+            raise _error(source, _at_line(text, index, "target"),
+                         f"[[at]] #{index + 1}: {step.action} names pod {step.target!r}, which pods = [...] does not list")
+    return Scenario(duration_s, video, constant_bitrate, policy, tuple(s for _, s in indexed), source, text,
+                    pods)
+
+
+def _parse_pods(pods: object, source: str, text: str) -> tuple[str, ...]:
+    line = _key_line(text, "pods")
+    if not isinstance(pods, list) or len(pods) > MAX_PODS:
+        raise _error(source, line, f"pods must list up to {MAX_PODS} pod ids, like [\"pod-1\"]")
+    for pod_id in pods:
+        problem = check_pod_id(pod_id)
+        if problem:
+            raise _error(source, line, f"pods: {problem}, got {shown(pod_id)}")
+    if len(set(pods)) != len(pods):
+        raise _error(source, line, "pods: a pod id is listed twice")
+    return tuple(pods)
 
 
 def _parse_camera(camera: dict, source: str, text: str) -> tuple[VideoFormat, bool]:
@@ -231,7 +257,13 @@ def _parse_step(entry: object, index: int, duration_s: float, source: str, text:
     if not _number(t_s) or not 0 <= t_s <= duration_s:
         raise fail("t_s" if "t_s" in entry else None, f"t_s must be a time within 0..duration_s ({duration_s}), got {t_s!r}")
     fields: dict = {}
-    if action == "button.hold":
+    if action.startswith(("pod.", "link.")):
+        target = entry.get("target")
+        if check_pod_id(target):
+            raise fail("target" if "target" in entry else None,
+                       f"{action} needs target = \"<pod id>\" (one of pods = [...]), got {shown(target)}")
+        fields["target"] = target
+    if action in ("button.hold", "pod.hold"):
         hold_s = entry.get("hold_s", 3.0)
         if not _number(hold_s) or not 0 < hold_s <= MAX_HOLD_S:
             raise fail("hold_s", f"hold_s must be a positive number of seconds up to {MAX_HOLD_S}, got {hold_s!r}")

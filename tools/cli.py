@@ -7,6 +7,7 @@ import os
 import sys
 import time
 
+from tools import pod_command
 from tools.offload import command as offload_command
 
 EXIT_OK, EXIT_INTEGRITY, EXIT_USAGE, EXIT_TRUNCATED, EXIT_BEFORE_SET = 0, 1, 2, 3, 4
@@ -77,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, metavar="DIR")
     s.add_argument("--quick", action="store_true", help="smaller, faster figures (no memory runs)")
     offload_command.add_parser(sub)
+    pod_command.add_parser(sub)
     return p
 
 
@@ -273,7 +275,8 @@ def _bench(args) -> int:
 
 
 _COMMANDS = {"bench": _bench, "keygen": _keygen, "provision": _provision, "run": _run, "verify": _verify,
-             "export": _export, "demo": _demo, "intake": _intake, "offload": offload_command.run}
+             "export": _export, "demo": _demo, "intake": _intake, "offload": offload_command.run,
+             "pod": pod_command.run}
 
 if __name__ == "__main__":
     sys.exit(main())

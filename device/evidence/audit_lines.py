@@ -13,7 +13,9 @@ GENESIS = "0" * 64
 ENTRY_TYPES = ("boot", "activation", "deactivation", "marker", "recovery", "shutdown", "fault", "receipt",
                # firmware 0.3 (docs/format.md §5.2): what the wearer and the people recorded were told,
                # and what the camera noticed about its own parts and clock.
-               "announcement", "stop_request", "media_gap", "time_sync", "alert", "watchdog")
+               "announcement", "stop_request", "media_gap", "time_sync", "alert", "watchdog",
+               # firmware 0.4 (docs/link.md): a control pod's link, group activation messages.
+               "pod_link", "group_message")
 LEGACY_AUDIT_FILE = "audit.log"        # firmware 0.1 (format v1): one file per card
 _PREFIX, _SUFFIX = "audit-", ".log"
 SIGNATURE_HEX_CHARS = 128
