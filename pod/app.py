@@ -4,7 +4,7 @@
 pass is due without a datagram or an edge, so pod/main.py loops with a short sleep and a
 simulator or a test drives it on a virtual clock.
 """
-from device.gestures import GestureDecoder
+from device.gestures import HOLD, GestureDecoder
 from device.link.endpoint import ReservedCounter
 from device.link.roles import PodRole
 from pod.clock import ExtendedClock
@@ -53,7 +53,12 @@ class PodApp:
     def _send_gestures(self, names, now_us):
         for name in names:
             self.gestures.append((name, now_us))
-            self.board.send(self.role.gesture(name, self.decoder.last_press_us, now_us))
+            press_us = self.decoder.last_press_us
+            if name == HOLD:
+                # A hold exists only once held for hold_us (3 s), past the camera's 2 s
+                # press-age limit (docs/link.md §5), so it is dated when it became a hold.
+                press_us += self.decoder.hold_us
+            self.board.send(self.role.gesture(name, press_us, now_us))
 
     def _update_indicator(self, now_us):
         pattern = self.role.shown(now_us)
