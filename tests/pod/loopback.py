@@ -68,6 +68,7 @@ class Loopback:
         threading.Thread(target=self._read, daemon=True).start()
         self.control = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.next_beacon_us = 0
+        self.beacons_on = True
         self.acted = []            # [(gesture, receive_us)]
         self.beacons = []          # [(sent_us, record_led)]
         self.pod_events = []       # stdout lines, split
@@ -112,7 +113,7 @@ class Loopback:
                 if acted is not None:
                     self.acted.append((acted[0], t))
                     self.on_gesture(acted[0])
-            if self.camera.address is not None and now_us() >= self.next_beacon_us:
+            if self.beacons_on and self.camera.address is not None and now_us() >= self.next_beacon_us:
                 self.beacon()
             try:
                 while True:

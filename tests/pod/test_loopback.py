@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from loopback import micropython_path, percentile, run_trials
+from loopback import Loopback, micropython_path, percentile, run_trials
 
 INTERPRETERS = ["micropython", "cpython"]
 
@@ -39,3 +39,23 @@ def test_loopback_latency_50_trials(interpreter):
     press_us, led_us, lb = run_trials(interpreter, 50)
     report(interpreter, 50, press_us, led_us)
     assert len(press_us) == 50
+
+
+@pytest.mark.parametrize("interpreter", INTERPRETERS)
+def test_loopback_recording_then_beacons_stop_link_lost(interpreter):
+    need(interpreter)
+    lb = Loopback(interpreter)
+    try:
+        lb.pump(["ready"])
+        lb.pump(["shown", "buffering"])
+        lb.command(b"double")
+        lb.pump(["shown", "recording"])
+        lb.beacons_on = False
+        last_beacon_us = lb.beacons[-1][0]
+        words = lb.pump(["shown", "link_lost"], 3.0)
+        # The pod's information time is before the last beacon arrived, so link_lost comes
+        # at most 1.5 s after it (plus the loop's 1 ms sleep and scheduling).
+        assert int(words[3]) - last_beacon_us <= 1500000 + 50000
+        assert [w[1] for w in lb.pod_events if w[0] == "shown"][-2:] == ["recording", "link_lost"]
+    finally:
+        lb.close()
