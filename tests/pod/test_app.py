@@ -131,3 +131,32 @@ def test_garbage_datagrams_are_counted_not_fatal():
     sim.run_until(2500 * MS)
     assert sum(sim.app.role.rejected.values()) == 4
     assert sim.app.shown == roles.BUFFERING
+
+
+from hypothesis import given, settings, strategies as st
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.binary(max_size=100), max_size=8))
+def test_random_datagrams_never_break_the_pod(datagrams):
+    sim = link_up()
+    sim.board.inbox.extend(datagrams)
+    sim.run_until(2200 * MS)
+    assert sum(sim.app.role.rejected.values()) == len(datagrams)
+    assert sim.app.shown == roles.BUFFERING
+
+
+def test_counter_reserved_before_the_first_frame():
+    sim = LinkSim()
+    assert sim.board.store.writes == 1 and sim.board.store.value == 1 + 4096
+    assert sim.board.outbox == []       # nothing sent before the reservation was durable
+
+
+def test_host_pod_with_a_bad_pairing_file_says_one_line():
+    import subprocess
+    import sys
+    from loopback import REPO
+    code = "import sys\nsys.path.insert(0, %r)\nfrom pod import host\nsys.exit(host.main('{}', 0, 0))\n" % REPO
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1 and result.stderr == ""
+    assert result.stdout.strip() == "error link.json: missing field pod_id"
