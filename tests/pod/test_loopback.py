@@ -59,3 +59,25 @@ def test_loopback_recording_then_beacons_stop_link_lost(interpreter):
         assert [w[1] for w in lb.pod_events if w[0] == "shown"][-2:] == ["recording", "link_lost"]
     finally:
         lb.close()
+
+
+@pytest.mark.parametrize("interpreter", [
+    pytest.param("micropython", marks=pytest.mark.xfail(strict=True, reason=(
+        "device/link/frame.py LinkReject calls Exception.__init__, absent on MicroPython: "
+        "one junk datagram from anyone in radio range stops the pod"))),
+    "cpython"])
+def test_pod_survives_a_junk_datagram(interpreter):
+    import socket
+    import time
+    need(interpreter)
+    lb = Loopback(interpreter)
+    try:
+        lb.pump(["ready"])
+        lb.pump(["shown", "buffering"])
+        junk = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        junk.sendto(b"\x01C" + bytes(40), ("127.0.0.1", lb.radio_port))
+        junk.close()
+        lb.pump(None, 0.3)
+        assert lb.proc.poll() is None, lb.proc.stderr.read()[-500:]
+    finally:
+        lb.close()
