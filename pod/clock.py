@@ -50,4 +50,6 @@ class ExtendedClock:
         an interrupt handler): now minus how long ago it was."""
         if now_us is None:
             now_us = self.now_us()
-        return now_us - self._diff(self._last_ticks, ticks)
+        # An edge stamped after our last read (between it and this call) is dated now,
+        # not in the future: the decoder must never see an edge ahead of its poll.
+        return now_us - max(0, self._diff(self._last_ticks, ticks))

@@ -71,3 +71,11 @@ def test_to_us_dates_an_older_tick_across_the_wrap():
     tick.true_us += 300
     now_us = clock.now_us()
     assert clock.to_us(edge_ticks, now_us) == now_us - 300
+
+
+def test_to_us_never_dates_an_edge_in_the_future():
+    tick = Tick(PERIOD_2_30_US, 1000)
+    clock = ExtendedClock(tick.read, make_ticks_diff(PERIOD_2_30_US), start_us=1000)
+    now_us = clock.now_us()
+    tick.true_us += 50                  # an interrupt after our read
+    assert clock.to_us(tick.read(), now_us) == now_us
