@@ -82,7 +82,10 @@ class PodRole:
         b = self.beacon
         if b is None or not self.link.link_up(now_us):
             return LINK_LOST
-        if b["faults"] or (b["state"] == "recording" and not b["record_led"]):
+        # Recording with nothing on the card yet (the first flush is under a second away)
+        # is not a fault; media that stopped reaching the card is.
+        stalled = b["state"] == "recording" and not b["record_led"] and b["committed_age_ms"] is not None
+        if b["faults"] or stalled:
             return FAULT
         if b["record_led"]:
             return RECORDING

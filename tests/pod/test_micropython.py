@@ -54,15 +54,8 @@ def test_link_scenario_same_on_cpython():
     assert out["after_stop"] == "link_lost" and 0 < int(out["lost_after_info_us"]) <= 1500001
 
 
-# device/link/frame.py's LinkReject.__init__ calls Exception.__init__(self, ...), which
-# MicroPython's Exception does not have (AttributeError): raising any LinkReject (every
-# stale, replayed or forged frame, including the camera's view of a new pod's first
-# heartbeat) crashes under MicroPython. The fix belongs in device/link (super().__init__);
-# strict xfail, so these turn into failures to remove once it lands.
-BUG = "device/link/frame.py LinkReject calls Exception.__init__, absent on MicroPython"
-
-
-@pytest.mark.xfail(strict=True, reason=BUG)
+# LinkReject once called Exception.__init__, which MicroPython's Exception lacks: every
+# refused frame crashed the pod. These two keep it fixed.
 def test_link_reject_can_be_raised_under_micropython():
     code = ("import sys\nsys.path.insert(0, %r)\nfrom device.link import frame as fr\n"
             "try:\n    raise fr.LinkReject('stale')\nexcept fr.LinkReject as e:\n    print(e.reason)\n" % REPO)
@@ -70,7 +63,6 @@ def test_link_reject_can_be_raised_under_micropython():
     assert result.stdout.strip() == "stale", result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason=BUG)
 def test_link_scenario_under_micropython():
     out, _ = run("link")
     assert out["linked"] == "buffering"

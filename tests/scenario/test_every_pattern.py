@@ -23,6 +23,7 @@ SHIFT = [
     {"t_s": 2.5, "do": "clock.set", "utc": "2026-06-01T08:00:00Z"},
     {"t_s": 3.0, "do": "button.double_press"},                           # start, announcement
     {"t_s": 9.0, "do": "button.press"},                                  # marker, status_recording
+    {"t_s": 10.5, "do": "link.drop", "target": "pod-1"},                 # pod_lost
     # reminder 10 s after the activation
     {"t_s": 15.0, "do": "camera.disconnect"},                            # camera_lost
     {"t_s": 16.0, "do": "button.press"},                                 # status_fault
@@ -54,6 +55,8 @@ def shift(tmp_path_factory):
     text = scenario_toml(240, SHIFT, width=160, height=90, fps=10, bitrate_bps=300_000,
                          pre_event_s=1, segment_s=20, reminder_interval_s=10,
                          stop_confirm=True, stop_confirm_s=3)
+    first, _, rest = text.partition("\n")
+    text = first + '\npods = ["pod-1"]\n' + rest   # a paired control pod, for pod_lost
     scenario = parse_scenario(text, "<every pattern>")
     policy = scenario.apply_policy(load_policy(device.directory + "/policy.toml"))
     result = run_scenario(scenario, load_identity(device.directory), policy, device.directory,

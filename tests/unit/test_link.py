@@ -152,7 +152,8 @@ def test_the_pod_never_shows_recording_longer_than_the_freshness_bound():
 
 @pytest.mark.parametrize("status, shown", [
     (dict(STATUS_REC), RECORDING),
-    (dict(STATUS_REC, record_led=False), FAULT),            # recording but nothing reaching the card
+    (dict(STATUS_REC, record_led=False), FAULT),            # media stopped reaching the card
+    (dict(STATUS_REC, record_led=False, committed_age_ms=None), BUFFERING),   # not on the card yet
     (dict(STATUS_REC, faults=("battery_low",)), FAULT),
     (dict(state="buffering", record_led=False, committed_age_ms=None, faults=(), battery_min=None), BUFFERING),
 ])

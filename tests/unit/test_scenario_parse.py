@@ -184,7 +184,7 @@ _VALID = {
     "pre_event_s": st.floats(0, 120), "segment_s": st.floats(1, 3600), "flush_interval_s": st.floats(0.1, 10),
     "buffer_max_mib": st.floats(0, 64), "debounce_ms": st.integers(0, 100), "hold_stop_s": st.floats(1, 30),
     "pre_event_audio": st.booleans(),
-    "hold_s": st.floats(0.01, 600), "name": st.sampled_from(["holster", "light_bar", "record", "Bad"]),
+    "hold_s": st.floats(0.01, 600), "target": st.sampled_from(["pod-1", "pod-2", "Pod", ""]), "name": st.sampled_from(["holster", "light_bar", "record", "Bad"]),
     "mode": st.sampled_from(CUT_MODES), "errno": st.sampled_from(sorted(ERRNOS)), "op": st.sampled_from(OPS),
     "after_bytes": st.integers(0, 2**41), "count": st.integers(0, 5), "free_bytes": st.integers(-1, 2**51),
     "percent": st.floats(-1, 101), "rate_pct_per_min": st.floats(-1, 101),
@@ -219,7 +219,8 @@ def _document(junk: bool):
         {"t_s": st.floats(0, 10), "do": st.just(action)},
         optional={k: _value(k) if junk else _VALID[k] for k in STEP_KEYS[action]}))
     optional = {"camera": _table(_CAMERA_KEYS, junk), "policy": _table(_POLICY_KEYS, junk),
-                "at": st.lists(step, max_size=6), "description": st.text(max_size=20)}
+                "at": st.lists(step, max_size=6), "description": st.text(max_size=20),
+                "pods": st.lists(st.sampled_from(["pod-1", "pod-2", "Pod", "pod_1"]), max_size=3)}
     if junk:
         optional.update(extra=_SCALARS, description=st.one_of(st.text(max_size=20), _SCALARS),
                         camera=_table(_CAMERA_KEYS + ("zoom",), True),
@@ -269,6 +270,10 @@ def _assert_sane(scenario: Scenario) -> None:
     for step in scenario.steps:
         assert step.action in ACTIONS and math.isfinite(step.t_s) and 0 <= step.t_s <= scenario.duration_s
         assert math.isfinite(step.hold_s) and 0 < step.hold_s <= 600
+        if step.action.startswith(("pod.", "link.")):
+            assert step.target in scenario.pods
+        else:
+            assert step.target == ""
         if step.action == "storage.fail":
             assert step.errno in ERRNOS and step.op in OPS
             assert step.after_bytes is None or step.after_bytes >= 0
@@ -342,6 +347,9 @@ _FIELDS = {   # what each step's keys may hold when valid, as Step fields
     "clock.set": {"utc_us": _UTC_US},
 }
 _FIELDS["trigger.off"] = _FIELDS["trigger.on"]
+for _action in ("pod.press", "pod.double_press", "link.drop", "link.restore"):
+    _FIELDS[_action] = {"target": st.just("pod-1")}
+_FIELDS["pod.hold"] = {"target": st.just("pod-1"), "hold_s": st.floats(1e-6, 600)}
 
 
 def _utc_text(utc_us: int, minutes: int, as_string: bool) -> str:
@@ -374,7 +382,8 @@ _STEPS = st.sampled_from(ACTIONS).flatmap(lambda action: st.builds(
 def test_every_step_round_trips_through_toml(step, offset_minutes, utc_as_string):
     # A restore needs a cut before it; the cut at 0 s sorts first.
     before = '[[at]]\nt_s = 0\ndo = "power.cut"\n' if step.action == "power.restore" else ""
-    text = f"{HEAD}{before}[[at]]\n{_step_toml(step, offset_minutes, utc_as_string)}\n"
+    pods = 'pods = ["pod-1"]\n' if step.target else ""
+    text = f"{pods}{HEAD}{before}[[at]]\n{_step_toml(step, offset_minutes, utc_as_string)}\n"
     parsed = parse_scenario(text, SOURCE).steps[-1]
     assert parsed == step
 
