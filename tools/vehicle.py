@@ -21,9 +21,12 @@ from tools.group import Authority, GroupError, fresh_dir, write_member_record
 
 def init_vehicle(group_dir: str, vehicle_id: str, out_dir: str) -> str:
     authority = Authority(group_dir)       # a wrong group dir fails before anything is made
+    if not gc.valid_id(vehicle_id):
+        raise GroupError(f"member id {vehicle_id!r} is not 1..64 characters of A-Z a-z 0-9 . _ - "
+                         "starting with a letter or digit")
+    fresh_dir(out_dir, "vehicle controller")
     key = SigningKey.generate()
     record = authority.admit(vehicle_id, "vehicle", bytes(key.verify_key))
-    fresh_dir(out_dir, "vehicle controller")
     write_private_file(os.path.join(out_dir, SIGNING_KEY_FILE), bytes(key).hex().encode())
     keys.write_public(os.path.join(out_dir, "device.pub"), keys.DEVICE_PUBLIC, bytes(key.verify_key))
     with open(os.path.join(out_dir, "vehicle.json"), "x", encoding="utf-8") as f:
