@@ -77,3 +77,27 @@ def test_three_receivers_start_within_500_ms():
 @pytest.mark.slow
 def test_twenty_receivers_start_within_500_ms():
     _report(20, _run(20, rounds=20))
+
+
+def test_udp_radio_drops_oversize_and_never_raises_on_send():
+    import socket
+    got, done = [], threading.Event()
+    radio = UdpRadio("127.0.0.1:0")
+    radio.subscribe(lambda data, sender, now_us: (got.append((data, sender, now_us)), done.set()))
+    raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        host, port = radio.address.split(":")
+        raw.sendto(b"x" * 2049, (host, int(port)))       # dropped unread
+        raw.sendto(b"y" * 2048, (host, int(port)))
+        assert done.wait(5)
+        assert [len(d) for d, _, _ in got] == [2048]
+        assert got[0][1] == f"127.0.0.1:{raw.getsockname()[1]}" and isinstance(got[0][2], int)
+        radio.send(b"z", "not an address")               # lost, like any datagram
+        radio.send(b"z" * 2049, radio.address)
+        with pytest.raises(ValueError):
+            UdpRadio("nowhere")
+    finally:
+        raw.close()
+        radio.close()
+        radio.close()
+    radio.send(b"after close", "127.0.0.1:9")
