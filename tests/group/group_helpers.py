@@ -1,10 +1,8 @@
 """Group activation tests: fixed keys, an in-memory ether on the virtual clock, log capture."""
 from __future__ import annotations
 
-import json
 import pathlib
 
-import pytest
 from nacl.signing import SigningKey
 
 from device import group_cert as gc
