@@ -69,3 +69,17 @@ def test_the_table_through_a_group_link(vectors):
         reasons.add(got)
     assert reasons == {"accepted", "malformed", "other_group", "self", "not_member", "bad_signature",
                        "duplicate", "replay", "clock_unset", "stale"}
+
+
+def test_the_device_key_s_signed_strings_cannot_be_taken_for_one_another():
+    # A camera signs group starts with its evidence key: no signed string of one kind may
+    # begin with another kind's domain.
+    from device.evidence.audit_lines import AUDIT_DOMAIN
+    from device.evidence.format import CHECKPOINT_DOMAIN
+    from device.evidence.receipt import RECEIPT_DOMAIN
+    from device.offload.protocol import REQUEST_DOMAIN, RESPONSE_DOMAIN
+    group = [(gc.START_DOMAIN + "\n").encode(), (gc.CERT_DOMAIN + "\n").encode()]
+    others = [AUDIT_DOMAIN, CHECKPOINT_DOMAIN, RECEIPT_DOMAIN, REQUEST_DOMAIN, RESPONSE_DOMAIN]
+    for g in group:
+        for o in others + [x for x in group if x != g]:
+            assert not g.startswith(o) and not o.startswith(g)
