@@ -39,6 +39,8 @@ def _run(n_receivers, rounds):
                 events[i].set()
             GroupLink(record(f"cam-{i}"), member_key(f"cam-{i}"), MemoryStore(), radio, clock, [], on_start,
                       lambda status, fields: (lock.acquire(), logs.append((status, fields)), lock.release()))
+        copies = []   # every datagram the first receiver got: 3 per start (0, 50, 150 ms)
+        radios[0].subscribe(lambda data, sender, now_us: copies.append(data))
         sender_radio = UdpRadio("127.0.0.1:0")
         radios.append(sender_radio)
         sender = GroupLink(record("cam-s"), member_key("cam-s"), MemoryStore(), sender_radio, clock,
@@ -56,6 +58,7 @@ def _run(n_receivers, rounds):
             # Let the retransmissions (50, 150 ms) go out and arrive: duplicates, silently ignored.
             clock.wait_until(clock.monotonic_us() + 200_000)
         assert [s for s, _ in logs] == ["accepted"] * (n_receivers * rounds)
+        assert len(copies) == 3 * rounds and len(set(copies)) == rounds
         assert all(r.errors == [] for r in radios)
     finally:
         for r in radios:
