@@ -78,10 +78,15 @@ class RecordCounterStore:
 
     def read(self):
         data = self._keystore.read_record(self._name)
+        if data is None:
+            return None
         try:
-            return int(data.decode("ascii")) if data else None
+            return int(data.decode("ascii"))
         except ValueError:
-            return None   # a torn record: start at 1 again; receivers' utc window still holds
+            # Starting again at 1 would make every peer reject this member's starts as
+            # `replay`; the record is written atomically, so this is damage, not a torn write.
+            raise GroupConfigError(f"the group counter record {self._name!r} is unreadable; "
+                                   "restore it (any value above the last one sent)") from None
 
     def write(self, value: int) -> None:
         self._keystore.write_record(self._name, str(value).encode("ascii"))

@@ -162,3 +162,6 @@ def test_record_counter_store_on_a_key_store(tmp_path):
     store.write(4097)
     assert store.read() == 4097
     assert (tmp_path / "state" / "group_counter").stat().st_mode & 0o777 == 0o600
+    (tmp_path / "state" / "group_counter").write_bytes(b"\xff")
+    with pytest.raises(GroupConfigError, match="unreadable"):
+        store.read()
