@@ -69,6 +69,26 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--store", metavar="URL", help="file:///path or s3://bucket/prefix (default INTAKE_DIR/store)")
     t.add_argument("--s3-endpoint", metavar="URL", help="an S3-compatible endpoint (MinIO, Ceph RGW)")
 
+    s = sub.add_parser("group", help="group activation: make a group authority, admit a camera (docs/link.md §8)")
+    group = s.add_subparsers(dest="group_command", required=True, metavar="ACTION")
+    t = group.add_parser("init", help="make a group authority's Ed25519 key")
+    t.add_argument("--name", required=True, metavar="NAME")
+    t.add_argument("--out", required=True, metavar="GROUP_DIR")
+    t = group.add_parser("admit", help="give a provisioned camera its group membership (DEVICE_DIR/group.json)")
+    t.add_argument("group_dir", metavar="GROUP_DIR")
+    t.add_argument("--device", required=True, metavar="DEVICE_DIR")
+
+    s = sub.add_parser("vehicle", help="a vehicle light-bar controller in a group (docs/link.md §8)")
+    vehicle = s.add_subparsers(dest="vehicle_command", required=True, metavar="ACTION")
+    t = vehicle.add_parser("init", help="make a vehicle controller's key and membership")
+    t.add_argument("--group", required=True, metavar="GROUP_DIR")
+    t.add_argument("--id", required=True, metavar="ID")
+    t.add_argument("--out", required=True, metavar="VEHICLE_DIR")
+    t = vehicle.add_parser("start", help="send one signed group start over UDP")
+    t.add_argument("vehicle_dir", metavar="VEHICLE_DIR")
+    t.add_argument("--peers", required=True, metavar="HOST:PORT[,...]")
+    t.add_argument("--cause", default="lightbar", metavar="CAUSE")
+
     # `bwc offload` (the device side) is added here by tools/offload/command.py.
 
     s = sub.add_parser("demo", help="keygen, provision, record a scenario, verify, export")
@@ -261,6 +281,39 @@ def _intake(args) -> int:
     return serve(args.intake_dir, args.listen, args.store, args.s3_endpoint)
 
 
+def _group(args) -> int:
+    from device.group import GroupConfigError
+    from tools.group import GroupError, admit_device, init_group
+    try:
+        if args.group_command == "init":
+            pub = init_group(args.name, args.out)
+            print(f"group {args.name!r} authority in {args.out}; group.key is secret (mode 0600), "
+                  f"public key {pub}")
+        else:
+            path = admit_device(args.group_dir, args.device)
+            print(f"admitted {args.device} to the group: {path}")
+    except (GroupError, GroupConfigError) as exc:
+        raise UsageError(str(exc)) from None
+    return EXIT_OK
+
+
+def _vehicle(args) -> int:
+    from device.group import GroupConfigError
+    from tools.group import GroupError
+    from tools.vehicle import init_vehicle, parse_peers, start_vehicle
+    try:
+        if args.vehicle_command == "init":
+            path = init_vehicle(args.group, args.id, args.out)
+            print(f"vehicle controller {args.id!r} in {args.out}; membership {path}")
+        else:
+            peers = parse_peers(args.peers)
+            counter = start_vehicle(args.vehicle_dir, peers, args.cause)
+            print(f"group start {counter} sent to {len(peers)} peer(s)")
+    except (GroupError, GroupConfigError) as exc:
+        raise UsageError(str(exc)) from None
+    return EXIT_OK
+
+
 def _demo(args) -> int:
     from tools.demo import run_demo
     return run_demo(args.out)
@@ -275,8 +328,8 @@ def _bench(args) -> int:
 
 
 _COMMANDS = {"bench": _bench, "keygen": _keygen, "provision": _provision, "run": _run, "verify": _verify,
-             "export": _export, "demo": _demo, "intake": _intake, "offload": offload_command.run,
-             "pod": pod_command.run}
+             "export": _export, "demo": _demo, "intake": _intake, "group": _group, "vehicle": _vehicle,
+             "offload": offload_command.run, "pod": pod_command.run}
 
 if __name__ == "__main__":
     sys.exit(main())
