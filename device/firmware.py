@@ -15,6 +15,7 @@ from device.config import FIRMWARE_VERSION, Identity, Policy
 from device.controls import Controls
 from device.monitor import Monitor
 from device.patterns import PatternPlayer
+from device.group import GroupConfigError, GroupLink, MemberRecord, RecordCounterStore
 from device.podlink import PairingError, PodLinks, load_pairings
 from device.evidence.audit import AuditLog
 from device.evidence.receipt import check_receipt
@@ -27,9 +28,16 @@ from hal.clock import Timer
 from hal.indicators import LED_RECORD, LED_STATUS
 from hal.inputs import RECORD_BUTTON
 
+# An audit entry's own fields (docs/format.md §5): a message's fields must not overwrite them.
+_ENTRY_KEYS = frozenset({"type", "n", "prev", "monotonic_us", "utc_us", "device_id", "status"})
+
+
 class Firmware:
-    def __init__(self, board: Board, identity: Identity, policy: Policy, assets: object = None) -> None:
-        """`assets`: the announcement assets (device/announce.py); None: the shipped ones."""
+    def __init__(self, board: Board, identity: Identity, policy: Policy, assets: object = None,
+                 group: MemberRecord | None = None, group_peers: tuple[str, ...] = ()) -> None:
+        """`assets`: the announcement assets (device/announce.py); None: the shipped ones.
+        `group`: this camera's group membership (DEVICE_DIR/group.json, docs/link.md §8) and
+        `group_peers` the addresses its starts go to, over `board.group_radio`."""
         self.board, self.identity, self.policy = board, identity, policy
         self._assets = assets
         self._signing_key = SigningKey(board.keystore.signing_seed())
@@ -46,6 +54,8 @@ class Firmware:
         self.monitor: Monitor | None = None
         self.controls: Controls | None = None
         self.pods: PodLinks | None = None
+        self._group_member, self._group_peers = group, tuple(group_peers)
+        self.group: GroupLink | None = None
         self.shutdown_source: str | None = None   # set once shutdown() has run
         self._shutdown_lock = threading.Lock()
 
@@ -93,6 +103,41 @@ class Firmware:
         board.microphone.start(self.recorder.on_packet)
         self.monitor.start()
         self._start_pod_links(audit)
+        self._start_group()
+
+    def _start_group(self) -> None:
+        """ACT-3: starts from peers of the group, and ours announced to them. A camera started
+        by a peer does not announce again (docs/link.md §8.3): no storms, no loops."""
+        board, clock = self.board, self.board.clock
+        if board.group_radio is None or self._group_member is None:
+            return
+        try:
+            self.group = GroupLink(self._group_member, self._signing_key, RecordCounterStore(board.keystore),
+                                   board.group_radio, clock, self._group_peers,
+                                   on_start=self._on_group_start, log=self._on_group_log)
+        except (GroupConfigError, OSError) as exc:
+            self._on_group_log("refused", {"error": str(exc)[:200]})
+            return
+        self.recorder.start_listeners.append(self._on_event_started)
+
+    def _on_event_started(self, source: str, event_id: str, monotonic_us: int) -> None:
+        if self.group is not None and not source.startswith(("peer:", "vehicle:")):
+            try:
+                self.group.announce(source, event_id)
+            except (GroupConfigError, OSError, ValueError) as exc:   # the counter could not be reserved
+                self._on_group_log("refused", {"error": str(exc)[:200]})
+
+    def _on_group_start(self, source: str, fields: dict) -> None:
+        with self._input_lock:
+            if self._decoders:   # not shutting down
+                self.recorder.handle(Event.TRIGGER_START, source)
+
+    def _on_group_log(self, status: str, fields: dict) -> None:
+        clock = self.board.clock
+        # The message's own times are the sender's: named so, beside the entry's.
+        renamed = {("sent_" + k if k in _ENTRY_KEYS else k): v for k, v in fields.items()}
+        self.writer.put(AuditEntry("group_message", clock.monotonic_us(), clock.wall_time_us(),
+                                   {"status": status, **renamed}))
 
     def _start_pod_links(self, audit: AuditLog) -> None:
         """docs/link.md §5: paired pods over the board's radio. A pairing record that cannot

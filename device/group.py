@@ -20,6 +20,7 @@ from device.link.endpoint import ReservedCounter
 GROUP_FILE = "group.json"
 COUNTER_RECORD = "group_counter"
 RETRANSMIT_AT_US = (0, 50_000, 150_000)   # one datagram lost in three still arrives in 150 ms
+DUPLICATE_WINDOW_US = 1_000_000            # copies later than this after acceptance are replays
 STALE_US = 5_000_000                       # |sender utc - receiver utc| allowed
 REJECT_LOGS_PER_WINDOW = 10
 REJECT_WINDOW_US = 60_000_000
@@ -132,6 +133,7 @@ class GroupLink:
         self._log = log
         self._lock = threading.Lock()
         self.highest = {}               # member id -> highest accepted counter (RAM only)
+        self._accepted_us = {}          # member id -> when its highest was accepted (monotonic)
         self._logged_us = deque()       # monotonic times of the rejection logs in the window
         self.suppressed = 0             # rejections not logged since the last one that was
         radio.subscribe(self._datagram)
@@ -186,7 +188,11 @@ class GroupLink:
         gc.verify_signature(msg)
         highest = self.highest.get(msg["from"], 0)
         if msg["counter"] == highest:
-            raise gc.GroupReject("duplicate", "", msg["from"])
+            # A retransmission arrives within the sender's 150 ms of copies (and some
+            # latency); the same bytes later are somebody replaying them, which is logged.
+            if self._clock.monotonic_us() - self._accepted_us.get(msg["from"], 0) <= DUPLICATE_WINDOW_US:
+                raise gc.GroupReject("duplicate", "", msg["from"])
+            raise gc.GroupReject("replay", "a copy of the start already accepted", msg["from"])
         if msg["counter"] < highest:
             raise gc.GroupReject("replay", f"highest accepted {highest}", msg["from"])
         wall_us = self._clock.wall_time_us()
@@ -195,6 +201,7 @@ class GroupLink:
         if abs(msg["utc_us"] - wall_us) > STALE_US:
             raise gc.GroupReject("stale", f"skew {msg['utc_us'] - wall_us} us", msg["from"])
         self.highest[msg["from"]] = msg["counter"]
+        self._accepted_us[msg["from"]] = self._clock.monotonic_us()
         return msg
 
     def _rejected(self, rej: gc.GroupReject, address: str, now_us: int) -> None:

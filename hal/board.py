@@ -32,3 +32,5 @@ class Board:
     keystore: KeyStore
     # The pod link's datagram transport (docs/link.md §9); None: a board without one.
     radio: Radio | None = None
+    # Group activation's datagram transport (docs/link.md §8); None: no group radio.
+    group_radio: Radio | None = None

@@ -45,7 +45,8 @@ def build_sim_board(clock: Clock, device_dir: str, storage_dir: str, video: Vide
                     trigger_names: tuple[str, ...] = (), source_path: str | None = None,
                     audio: AudioFormat = AudioFormat(), constant_bitrate: bool = False,
                     fs: FileSystem | None = None, battery: SimBattery | None = None,
-                    trace: Trace | None = None, radio: Radio | None = None) -> SimWorld:
+                    trace: Trace | None = None, radio: Radio | None = None,
+                    group_radio: Radio | None = None) -> SimWorld:
     """`fs`: the file system under storage and key store; a fresh SimFS if not given.
     `battery`: the cell in the camera (a run keeps one across boots); a full one if not
     given. `trace`: where indicators, speaker and inputs report what they did."""
@@ -61,6 +62,7 @@ def build_sim_board(clock: Clock, device_dir: str, storage_dir: str, video: Vide
         camera=camera, microphone=SimMicrophone(clock, air, audio), speaker=SimSpeaker(clock, air),
         inputs=inputs, indicators=indicators, clock=clock, storage=DirectoryStorage(storage_dir, fs),
         battery=battery, keystore=FileKeyStore(device_dir, fs), radio=radio,
+        group_radio=group_radio,
     )
     board.speaker.trace = trace
     return SimWorld(board, camera, inputs, indicators, air, battery, fs)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from device.announce_assets import load_assets
 from device.config import Identity, Policy
 from device.firmware import Firmware
+from device.group import MemberRecord
 from device.link.frame import Pairing
 from device.podlink import PAIRINGS_RECORD, load_pairings, pairings_record
 from hal.filekeystore import FileKeyStore
@@ -95,6 +96,11 @@ class RunResult:
         return self.instances[-1].power_lost_us is None
 
 
+def group_node(node: str) -> str:
+    """A camera's group radio on the ether, beside its pod radio `node`."""
+    return node + "/group"
+
+
 def _seconds(t_s: float) -> int:
     return round(t_s * 1_000_000)
 
@@ -104,7 +110,13 @@ class _Device:
 
     def __init__(self, clock: SteppableWallClock, fs: SimFS, scenario: Scenario, identity: Identity,
                  policy: Policy, device_dir: str, storage_dir: str, source_path: str | None,
-                 trace: Trace | None = None) -> None:
+                 trace: Trace | None = None, ether: SimEther | None = None, node: str = "camera",
+                 group: MemberRecord | None = None, group_peers: tuple[str, ...] = (),
+                 pods: tuple[str, ...] | None = None) -> None:
+        """`ether`, `node`: the radio world this camera is in and its name there (a world of
+        several cameras shares one, simulator/world.py); `group`, `group_peers`: its group
+        membership and the nodes its starts go to; `pods`: its paired pods (default: the
+        scenario's)."""
         self.clock, self.fs, self.scenario = clock, fs, scenario
         self.identity, self.policy = identity, policy
         self.device_dir, self.storage_dir, self.source_path = device_dir, os.path.abspath(storage_dir), source_path
@@ -117,28 +129,28 @@ class _Device:
         self.mic_failed = False
         self._reaped: set[int] = set()   # ids of abandoned instances whose writer has been stopped
         fs.add_power_listener(self._on_power_lost)
-        self.ether = SimEther(clock) if scenario.pods else None
+        self.pod_ids = scenario.pods if pods is None else pods
+        self.ether = ether if ether is not None else SimEther(clock) if self.pod_ids else None
+        self.node, self.group, self.group_peers = node, group, tuple(group_peers)
         self.pods: dict[str, SimPod] = {}
-        if scenario.pods:
+        if self.pod_ids:
             self._pair_pods()
-
-    CAMERA_NODE = "camera"
 
     def _pair_pods(self) -> None:
         """The scenario's pods: paired already (`bwc pod pair`), or paired now, on this card's
         key store, like a provisioning station would before the shift."""
         keystore = FileKeyStore(self.device_dir, self.fs)
         pairings = {p.pod_id: p for p in load_pairings(keystore)}
-        missing = [pod_id for pod_id in self.scenario.pods if pod_id not in pairings]
+        missing = [pod_id for pod_id in self.pod_ids if pod_id not in pairings]
         if missing:
             for pod_id in missing:
                 pairings[pod_id] = Pairing(pod_id, os.urandom(32))
             keystore.write_record(PAIRINGS_RECORD, pairings_record(list(pairings.values())))
-        for pod_id in self.scenario.pods:
+        for pod_id in self.pod_ids:
             # The address in the pod's record is the ether's camera node (a port for the form).
             text = pod_pairing.record_text(pod_id, pairings[pod_id].secret, self.identity.device_id,
-                                           self.CAMERA_NODE + ":4770")
-            self.pods[pod_id] = SimPod(self.clock, self.ether, pod_id, text, self.CAMERA_NODE, self.trace)
+                                           self.node + ":4770")
+            self.pods[pod_id] = SimPod(self.clock, self.ether, pod_id, text, self.node, self.trace)
 
     @property
     def live(self) -> Instance | None:
@@ -158,10 +170,13 @@ class _Device:
                                          constant_bitrate=self.scenario.constant_bitrate, fs=self.fs,
                                          battery=self.battery, trace=self.trace,
                                          radio=None if self.ether is None
-                                         else self.ether.endpoint(self.CAMERA_NODE, power))
+                                         else self.ether.endpoint(self.node, power),
+                                         group_radio=None if self.ether is None or self.group is None
+                                         else self.ether.endpoint(group_node(self.node), power))
             self._apply_world_faults(inst.world)
             inst.firmware = Firmware(inst.world.board, self.identity, self.policy,
-                                     assets=load_assets(self.device_dir, self.policy.announce_languages))
+                                     assets=load_assets(self.device_dir, self.policy.announce_languages),
+                                     group=self.group, group_peers=self.group_peers)
             inst.firmware.boot()
             inst.booted = True
             self._attach(inst)

@@ -14,8 +14,9 @@ from simulator.simfs import CUT_MODES, ERRNOS, OPS
 
 # What the simulated world can do at a step, and the keys each step takes besides t_s and do.
 STEP_KEYS: dict[str, tuple[str, ...]] = {
-    "button.press": (), "button.double_press": (), "button.hold": ("hold_s",),
-    "trigger.on": ("name",), "trigger.off": ("name",),
+    # target: in a world of several cameras (cameras = [...]), the camera the step is for.
+    "button.press": ("target",), "button.double_press": ("target",), "button.hold": ("target", "hold_s"),
+    "trigger.on": ("name", "target"), "trigger.off": ("name", "target"),
     "power.cut": ("mode",), "power.restore": (),
     "storage.fail": ("errno", "op", "after_bytes", "count"), "storage.heal": (), "storage.fill": ("free_bytes",),
     "camera.disconnect": (), "camera.reconnect": (), "mic.fail": (), "mic.heal": (),
@@ -24,7 +25,12 @@ STEP_KEYS: dict[str, tuple[str, ...]] = {
     # docs/link.md: a paired control pod's button, and its radio link (target: the pod's id).
     "pod.press": ("target",), "pod.double_press": ("target",), "pod.hold": ("target", "hold_s"),
     "link.drop": ("target",), "link.restore": ("target",),
+    # docs/link.md §8: a vehicle's light-bar controller sends its group a start.
+    "vehicle.lightbar_on": ("target",),
 }
+WORLD_ONLY = ("vehicle.",)                       # steps that need cameras = [...] / vehicles = [...]
+CAMERA_TARGETED = ("button.", "trigger.")         # in a world, these name their camera
+MAX_CAMERAS, MAX_VEHICLES = 32, 8
 ACTIONS = tuple(STEP_KEYS)
 DEFAULT_CUT_MODE = "tear"
 DEFAULT_VIDEO = VideoFormat(width=640, height=360, fps=30, keyframe_interval_s=2.0, bitrate_bps=1_500_000)
@@ -51,7 +57,7 @@ MAX_UTC_US = 253_402_300_799_999_999
 _RFC3339 = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
                       r"(?:([Zz])|([+-])(\d{2}):(\d{2}))", re.ASCII)
 _CAMERA_KEYS = ("width", "height", "fps", "keyframe_interval_s", "bitrate_bps", "constant_bitrate")
-_TOP_KEYS = {"duration_s", "camera", "policy", "at", "description", "pods"}
+_TOP_KEYS = {"duration_s", "camera", "policy", "at", "description", "pods", "cameras", "vehicles"}
 MAX_PODS = 8   # device/podlink.MAX_PAIRINGS
 _TRIGGER_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
@@ -85,6 +91,8 @@ class Scenario:
     source: str = "<built-in>"
     text: str = ""
     pods: tuple[str, ...] = ()   # paired control pods in the world (docs/simulator.md)
+    cameras: tuple[str, ...] = ()    # a world of several cameras (simulator/world.py); () = one
+    vehicles: tuple[str, ...] = ()   # vehicles' light-bar controllers in that world
 
     @property
     def trigger_names(self) -> tuple[str, ...]:
@@ -184,26 +192,52 @@ def parse_scenario(text: str, source: str) -> Scenario:
     indexed = [(index, _parse_step(entry, index, duration_s, source, text)) for index, entry in enumerate(at)]
     indexed.sort(key=lambda pair: pair[1].t_s)   # stable: steps at one time keep file order
     _check_power_sequence(indexed, source, text)
-    pods = _parse_pods(data.get("pods", []), source, text)
+    pods = _parse_names(data, "pods", MAX_PODS, source, text)
+    cameras = _parse_names(data, "cameras", MAX_CAMERAS, source, text)
+    vehicles = _parse_names(data, "vehicles", MAX_VEHICLES, source, text)
+    if pods and cameras:
+        raise _error(source, _key_line(text, "pods"), "pods in a world of several cameras are not supported yet; "
+                     "run a pod scenario on one camera")
+    if vehicles and not cameras:
+        raise _error(source, _key_line(text, "vehicles"), "vehicles need a world: list cameras = [...] too")
     for index, step in indexed:
-        if step.target and step.target not in pods:
-            raise _error(source, _at_line(text, index, "target"),
-                         f"[[at]] #{index + 1}: {step.action} names pod {step.target!r}, which pods = [...] does not list")
+        _check_target(step, index, pods, cameras, vehicles, source, text)
     return Scenario(duration_s, video, constant_bitrate, policy, tuple(s for _, s in indexed), source, text,
-                    pods)
+                    pods, cameras, vehicles)
 
 
-def _parse_pods(pods: object, source: str, text: str) -> tuple[str, ...]:
-    line = _key_line(text, "pods")
-    if not isinstance(pods, list) or len(pods) > MAX_PODS:
-        raise _error(source, line, f"pods must list up to {MAX_PODS} pod ids, like [\"pod-1\"]")
-    for pod_id in pods:
-        problem = check_pod_id(pod_id)
+def _check_target(step: Step, index: int, pods, cameras, vehicles, source: str, text: str) -> None:
+    def fail(message: str) -> ConfigError:
+        return _error(source, _at_line(text, index, "target"), f"[[at]] #{index + 1}: {step.action} {message}")
+
+    if step.action.startswith(("pod.", "link.")):
+        if step.target not in pods:
+            raise fail(f"names pod {step.target!r}, which pods = [...] does not list")
+    elif step.action.startswith(WORLD_ONLY):
+        if step.target not in vehicles:
+            raise fail(f"names vehicle {step.target!r}, which vehicles = [...] does not list")
+    elif step.action.startswith(CAMERA_TARGETED) and cameras:
+        if step.target not in cameras:
+            raise fail(f"needs target = one of cameras = [...], got {step.target!r}")
+    elif step.target:
+        raise fail("takes a target only in a world of several cameras (cameras = [...])")
+    elif cameras and not step.action.startswith(CAMERA_TARGETED):
+        raise fail("is not available in a world of several cameras yet (docs/simulator.md)")
+
+
+def _parse_names(data: dict, key: str, most: int, source: str, text: str) -> tuple[str, ...]:
+    """pods, cameras, vehicles: lists of names with the pod-id rule (1-16 of a-z 0-9 -)."""
+    names = data.get(key, [])
+    line = _key_line(text, key)
+    if not isinstance(names, list) or len(names) > most:
+        raise _error(source, line, f"{key} must list up to {most} names, like [\"{key[:-1]}-1\"]")
+    for name in names:
+        problem = check_pod_id(name)
         if problem:
-            raise _error(source, line, f"pods: {problem}, got {shown(pod_id)}")
-    if len(set(pods)) != len(pods):
-        raise _error(source, line, "pods: a pod id is listed twice")
-    return tuple(pods)
+            raise _error(source, line, f"{key}: {problem.replace('a pod id', 'a name')}, got {shown(name)}")
+    if len(set(names)) != len(names):
+        raise _error(source, line, f"{key}: a name is listed twice")
+    return tuple(names)
 
 
 def _parse_camera(camera: dict, source: str, text: str) -> tuple[VideoFormat, bool]:
@@ -257,11 +291,12 @@ def _parse_step(entry: object, index: int, duration_s: float, source: str, text:
     if not _number(t_s) or not 0 <= t_s <= duration_s:
         raise fail("t_s" if "t_s" in entry else None, f"t_s must be a time within 0..duration_s ({duration_s}), got {t_s!r}")
     fields: dict = {}
-    if action.startswith(("pod.", "link.")):
+    if "target" in entry or action.startswith(("pod.", "link.", "vehicle.")):
         target = entry.get("target")
         if check_pod_id(target):
             raise fail("target" if "target" in entry else None,
-                       f"{action} needs target = \"<pod id>\" (one of pods = [...]), got {shown(target)}")
+                       f"{action} needs target = \"<name>\" (a pod, camera or vehicle of the world), "
+                       f"got {shown(target)}")
         fields["target"] = target
     if action in ("button.hold", "pod.hold"):
         hold_s = entry.get("hold_s", 3.0)

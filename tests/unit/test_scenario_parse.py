@@ -220,7 +220,9 @@ def _document(junk: bool):
         optional={k: _value(k) if junk else _VALID[k] for k in STEP_KEYS[action]}))
     optional = {"camera": _table(_CAMERA_KEYS, junk), "policy": _table(_POLICY_KEYS, junk),
                 "at": st.lists(step, max_size=6), "description": st.text(max_size=20),
-                "pods": st.lists(st.sampled_from(["pod-1", "pod-2", "Pod", "pod_1"]), max_size=3)}
+                "pods": st.lists(st.sampled_from(["pod-1", "pod-2", "Pod", "pod_1"]), max_size=3),
+                "cameras": st.lists(st.sampled_from(["pod-1", "cam-1", "Cam"]), max_size=2),
+                "vehicles": st.lists(st.sampled_from(["car-1", "pod-2"]), max_size=2)}
     if junk:
         optional.update(extra=_SCALARS, description=st.one_of(st.text(max_size=20), _SCALARS),
                         camera=_table(_CAMERA_KEYS + ("zoom",), True),
@@ -272,6 +274,10 @@ def _assert_sane(scenario: Scenario) -> None:
         assert math.isfinite(step.hold_s) and 0 < step.hold_s <= 600
         if step.action.startswith(("pod.", "link.")):
             assert step.target in scenario.pods
+        elif step.action.startswith("vehicle."):
+            assert step.target in scenario.vehicles
+        elif scenario.cameras:
+            assert step.target in scenario.cameras
         else:
             assert step.target == ""
         if step.action == "storage.fail":
@@ -350,6 +356,7 @@ _FIELDS["trigger.off"] = _FIELDS["trigger.on"]
 for _action in ("pod.press", "pod.double_press", "link.drop", "link.restore"):
     _FIELDS[_action] = {"target": st.just("pod-1")}
 _FIELDS["pod.hold"] = {"target": st.just("pod-1"), "hold_s": st.floats(1e-6, 600)}
+_FIELDS["vehicle.lightbar_on"] = {"target": st.just("car-1")}
 
 
 def _utc_text(utc_us: int, minutes: int, as_string: bool) -> str:
@@ -368,7 +375,7 @@ def _step_toml(step: Step, minutes: int, as_string: bool) -> str:
     for key in STEP_KEYS[step.action]:
         if key == "utc":
             lines.append(f"utc = {_utc_text(step.utc_us, minutes, as_string)}")
-        elif getattr(step, key) is not None:
+        elif getattr(step, key) not in (None, ""):
             lines.append(f"{key} = {_toml_value(getattr(step, key))}")
     return "\n".join(lines)
 
@@ -382,7 +389,8 @@ _STEPS = st.sampled_from(ACTIONS).flatmap(lambda action: st.builds(
 def test_every_step_round_trips_through_toml(step, offset_minutes, utc_as_string):
     # A restore needs a cut before it; the cut at 0 s sorts first.
     before = '[[at]]\nt_s = 0\ndo = "power.cut"\n' if step.action == "power.restore" else ""
-    pods = 'pods = ["pod-1"]\n' if step.target else ""
+    pods = ('cameras = ["cam-1"]\nvehicles = ["car-1"]\n' if step.action.startswith("vehicle.")
+            else 'pods = ["pod-1"]\n' if step.target else "")
     text = f"{pods}{HEAD}{before}[[at]]\n{_step_toml(step, offset_minutes, utc_as_string)}\n"
     parsed = parse_scenario(text, SOURCE).steps[-1]
     assert parsed == step
