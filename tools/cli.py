@@ -7,7 +7,7 @@ import os
 import sys
 import time
 
-from tools import pod_command
+from tools import pod_command, world_command
 from tools.offload import command as offload_command
 
 EXIT_OK, EXIT_INTEGRITY, EXIT_USAGE, EXIT_TRUNCATED, EXIT_BEFORE_SET = 0, 1, 2, 3, 4
@@ -99,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--quick", action="store_true", help="smaller, faster figures (no memory runs)")
     offload_command.add_parser(sub)
     pod_command.add_parser(sub)
+    world_command.add_parser(sub)
     return p
 
 
@@ -329,7 +330,8 @@ def _bench(args) -> int:
 
 _COMMANDS = {"bench": _bench, "keygen": _keygen, "provision": _provision, "run": _run, "verify": _verify,
              "export": _export, "demo": _demo, "intake": _intake, "group": _group, "vehicle": _vehicle,
-             "offload": offload_command.run, "pod": pod_command.run}
+             "offload": offload_command.run, "pod": pod_command.run,
+             "world": world_command.run}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -119,6 +119,9 @@ def _report(result, scenario: Scenario, storage: str) -> None:
         print("the card filled up: the running event was closed cleanly (stop reason storage_full)")
     if any(getattr(fw, "shutdown_source", None) == "battery_critical" for fw in result.firmwares):
         print("the battery reached its critical level: the event was closed cleanly and the camera shut down")
+    for pod_id, pod in (result.pods or {}).items():
+        shown = [p for i, (p, _) in enumerate(pod.shown_changes) if i == 0 or p != pod.shown_changes[i - 1][0]]
+        print(f"pod {pod_id}: showed {' -> '.join(shown)}")
     for number, inst in enumerate(boots, start=1):
         if inst.failure is not None:
             which = f" (boot {number})" if len(boots) > 1 else ""
