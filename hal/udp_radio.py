@@ -23,6 +23,8 @@ def parse_address(text: str) -> tuple[str, int]:
 class UdpRadio(Radio):
     def __init__(self, bind: str = "127.0.0.1:0", monotonic_us=None) -> None:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        # Group peers may be a subnet's broadcast address (every camera on the car's Wi-Fi).
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
         self._sock.bind(parse_address(bind))
         # Receive times on the board's clock; the OS monotonic clock by default.
         self._monotonic_us = monotonic_us or (lambda: time.monotonic_ns() // 1000)

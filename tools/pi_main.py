@@ -67,13 +67,39 @@ def load_pi_config(path: str) -> PiBoardConfig:
         raise ConfigError(f"{path}: {exc}") from None
 
 
+def _with_radios(board, device_dir: str, clock):
+    """docs/link.md §9: the pod link and the group radio over UDP, as DEVICE_DIR/radio.toml says
+    (tools/radio_config.py); the membership from DEVICE_DIR/group.json (bwc group admit)."""
+    import dataclasses
+
+    from device.config import ConfigError
+    from device.group import GROUP_FILE, GroupConfigError, read_member_record
+    from hal.udp_radio import UdpRadio
+    from tools.radio_config import load_radio_config
+    radios = load_radio_config(device_dir)
+    member = None
+    group_path = os.path.join(device_dir, GROUP_FILE)
+    try:
+        if radios.group_listen and os.path.exists(group_path):
+            member = read_member_record(group_path)
+        pod_radio = UdpRadio(radios.pod_listen, clock.monotonic_us) if radios.pod_listen else None
+        group_radio = UdpRadio(radios.group_listen, clock.monotonic_us) if member is not None else None
+    except GroupConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    except OSError as exc:   # the port is taken, the address is not this host's
+        raise ConfigError(f"{device_dir}/radio.toml: cannot listen ({exc.strerror or exc})") from None
+    return dataclasses.replace(board, radio=pod_radio, group_radio=group_radio), member, radios.group_peers
+
+
 def run_on_pi(args, identity: Identity, policy: Policy) -> int:
     """The firmware until SIGTERM/SIGINT; `bwc run` has checked the device directory and holds its lock."""
     config = load_pi_config(os.path.join(args.device, PI_CONFIG_FILE))
     storage = DirectoryStorage(args.storage or os.path.join(args.device, "storage"))
     clock = RealClock()
     board = build_pi_board(config, clock, storage, FileKeyStore(args.device))
-    firmware = Firmware(board, identity, policy, assets=load_assets(args.device, policy.announce_languages))
+    board, member, peers = _with_radios(board, args.device, clock)
+    firmware = Firmware(board, identity, policy, assets=load_assets(args.device, policy.announce_languages),
+                        group=member, group_peers=peers)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
