@@ -195,9 +195,6 @@ def parse_scenario(text: str, source: str) -> Scenario:
     pods = _parse_names(data, "pods", MAX_PODS, source, text)
     cameras = _parse_names(data, "cameras", MAX_CAMERAS, source, text)
     vehicles = _parse_names(data, "vehicles", MAX_VEHICLES, source, text)
-    if pods and cameras:
-        raise _error(source, _key_line(text, "pods"), "pods in a world of several cameras are not supported yet; "
-                     "run a pod scenario on one camera")
     if vehicles and not cameras:
         raise _error(source, _key_line(text, "vehicles"), "vehicles need a world: list cameras = [...] too")
     for index, step in indexed:
@@ -222,7 +219,7 @@ def _check_target(step: Step, index: int, pods, cameras, vehicles, source: str, 
     elif step.target:
         raise fail("takes a target only in a world of several cameras (cameras = [...])")
     elif cameras and not step.action.startswith(CAMERA_TARGETED):
-        raise fail("is not available in a world of several cameras yet (docs/simulator.md)")
+        raise fail("is not available in a world of several cameras yet (docs/scenarios.md)")
 
 
 def _parse_names(data: dict, key: str, most: int, source: str, text: str) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from nacl.signing import SigningKey
 
 from device.config import Identity, Policy
+from device.podlink import load_pairings
 from device.group import GROUP_FILE, GroupLink, RecordCounterStore, read_member_record
 from hal.filekeystore import FileKeyStore
 from simulator.clock import VirtualClock
@@ -50,6 +51,21 @@ class SimVehicle:
         self.sent.append((self._clock.monotonic_us(), self.link.announce("lightbar")))
 
 
+def _pod_owners(scenario: Scenario, cameras: dict[str, CameraSetup]) -> dict[str, str]:
+    """Each pod of the world belongs to the one camera it is paired with (bwc pod pair)."""
+    paired = {name: {p.pod_id for p in load_pairings(FileKeyStore(setup.device_dir))}
+              for name, setup in cameras.items()}
+    owners = {}
+    for pod_id in scenario.pods:
+        found = [name for name, pods in paired.items() if pod_id in pods]
+        if len(found) != 1:
+            where = "no camera" if not found else f"{len(found)} cameras ({', '.join(found)})"
+            raise ValueError(f"pod {pod_id} is paired with {where} of the world; pair it with one "
+                             f"(bwc pod pair --device DEVICE_DIR --pod-id {pod_id})")
+        owners[pod_id] = found[0]
+    return owners
+
+
 @dataclass
 class WorldResult:
     cameras: dict[str, RunResult]
@@ -68,6 +84,7 @@ def run_world(scenario: Scenario, cameras: dict[str, CameraSetup], vehicles: dic
     vehicles = vehicles or {}
     if set(cameras) != set(scenario.cameras) or set(vehicles) != set(scenario.vehicles):
         raise ValueError("the world's cameras and vehicles must be exactly the scenario's")
+    owners = _pod_owners(scenario, cameras)
     clock = VirtualClock()
     ether = SimEther(clock)
     group_nodes = {name: group_node(name) for name in scenario.cameras}
@@ -85,7 +102,8 @@ def run_world(scenario: Scenario, cameras: dict[str, CameraSetup], vehicles: dic
         peers = tuple(node for other, node in group_nodes.items() if other != name)
         devices[name] = _Device(world_clock, SimFS(), scenario, setup.identity,
                                 scenario.apply_policy(setup.policy), setup.device_dir, setup.storage_dir,
-                                None, tr, ether=ether, node=name, group=member, group_peers=peers, pods=())
+                                None, tr, ether=ether, node=name, group=member, group_peers=peers,
+                                pods=tuple(p for p in scenario.pods if owners[p] == name))
     sim_vehicles = {name: SimVehicle(clock, ether, name, path, list(group_nodes.values()))
                     for name, path in vehicles.items()}
     for device in devices.values():
@@ -101,7 +119,7 @@ def run_world(scenario: Scenario, cameras: dict[str, CameraSetup], vehicles: dic
             if step.action.startswith("vehicle."):
                 clock.call_at(start_us + _seconds(step.t_s), sim_vehicles[step.target].lightbar_on)
             else:
-                device = devices[step.target]
+                device = devices[owners[step.target] if step.action.startswith(("pod.", "link.")) else step.target]
                 _schedule(device, device.clock, start_us, step)
         clock.wait_until(end_us)
     finally:

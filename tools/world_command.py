@@ -65,7 +65,7 @@ def run(args) -> int:
             setups[name] = CameraSetup(identity, load_policy(os.path.join(directory, "policy.toml")),
                                        directory, os.path.join(directory, "storage"))
         result = run_world(scenario, setups, vehicles)
-    except (DeviceLockError, GroupConfigError) as exc:
+    except (DeviceLockError, GroupConfigError, ValueError) as exc:
         print(f"bwc world: {exc}", file=sys.stderr)
         return EXIT_USAGE
     finally:

@@ -128,3 +128,36 @@ def test_spoofed_out_of_group_and_replayed_starts_are_refused_and_logged(tmp_pat
     rejected = [m for m in group_messages(devices["cam-2"]) if m["status"] == "rejected"]
     reasons = [m["reason"] for m in rejected]
     assert reasons == ["not_member", "replay", "replay"], reasons
+
+
+def test_a_pod_starts_its_camera_and_the_group_follows_with_a_vehicle_in_the_same_world(tmp_path):
+    from tools.cli import main
+    group_dir, devices, setups = make_world(tmp_path, 3)
+    init_vehicle(group_dir, "car-1", str(tmp_path / "car-1"))
+    assert main(["pod", "pair", "--device", devices["cam-2"].directory, "--pod-id", "pod-1",
+                 "--out", str(tmp_path / "pod-1")]) == 0
+    steps = [{"t_s": 2.0, "do": "pod.double_press", "target": "pod-1"},
+             {"t_s": 5.0, "do": "link.drop", "target": "pod-1"},
+             {"t_s": 6.0, "do": "vehicle.lightbar_on", "target": "car-1"}]   # all recording already
+    text = world_text(9, steps, setups, ["car-1"])
+    first, _, rest = text.partition("\n")
+    scenario = parse_scenario(first + '\npods = ["pod-1"]\n' + rest, "<world>")
+    result = run_world(scenario, setups, {"car-1": str(tmp_path / "car-1")})
+    assert [a["source"] for a in activations(devices["cam-2"])] == ["pod:pod-1"]
+    for name in ("cam-1", "cam-3"):
+        assert [a["source"] for a in activations(devices[name])] == ["peer:cam-2"]
+    pod = result.cameras["cam-2"].pods["pod-1"]
+    assert [p for p, _ in pod.shown_changes][-2:] == ["recording", "link_lost"]
+    # The light bar's start reached cameras already recording: accepted, and nothing split.
+    for device in devices.values():
+        accepted = [m for m in group_messages(device) if m["status"] == "accepted" and m["from"] == "car-1"]
+        assert len(accepted) == 1 and len(activations(device)) == 1
+
+
+def test_a_pod_paired_with_no_camera_of_the_world_is_a_clear_error(tmp_path):
+    _, devices, setups = make_world(tmp_path, 2)
+    text = world_text(3, [{"t_s": 1.0, "do": "pod.press", "target": "pod-9"}], setups)
+    first, _, rest = text.partition("\n")
+    scenario = parse_scenario(first + '\npods = ["pod-9"]\n' + rest, "<world>")
+    with pytest.raises(ValueError, match="pod pod-9 is paired with no camera"):
+        run_world(scenario, setups)
