@@ -78,6 +78,12 @@ class Policy:
     # FLT-2: warn when the card holds less than this many minutes of recording.
     storage_warn_min: float = 30.0
 
+    def gesture_timings(self) -> dict:
+        """The record button's timings, for a paired pod's link.json (pod/pairing.py)."""
+        return {"debounce_us": self.debounce_ms * 1000,
+                "double_press_window_us": self.double_press_window_ms * 1000,
+                "hold_us": round(self.hold_stop_s * 1e6)}
+
     def check(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)

@@ -158,6 +158,10 @@ class Firmware:
         self.pods.start()
 
     def _on_pod_gesture(self, gesture: str, press_us: int, source: str) -> None:
+        if gesture == gestures.HOLD:
+            # The pod dates a hold when it became one (docs/link.md §5); the camera's own
+            # button dates it at its press edge, and so does the stop it causes.
+            press_us -= round(self.policy.hold_stop_s * 1e6)
         with self._input_lock:
             if self._decoders:   # not shutting down
                 self.controls.button(gesture, press_us, source)

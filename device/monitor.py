@@ -191,6 +191,9 @@ class Monitor:
         faults += [name for name, on in (("battery_low", self._battery_warned), ("storage_low", self._storage_warned))
                    if on]
         minutes = self._battery_minutes
+        # No measured drain reads as infinite minutes (mains power, a stuck gauge): unknown.
+        if minutes is not None and not (0 <= minutes < 65535):
+            minutes = None
         return {"state": self._recorder.state.value if recording or self._recorder.state is State.BUFFERING
                 else "off",
                 "record_led": self._led_on,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections import deque
 from typing import Callable
 
 from device.link import frame as fr
@@ -26,6 +27,10 @@ PAIRINGS_RECORD = "pods.json"
 COUNTER_RECORD = "podlink-counter"
 TICK_US = 100_000                 # a changed state or record LED reaches the pod within this
 REJECT_SUMMARY_US = 60_000_000    # rejected frames are logged as one count a minute, not one by one
+# A jammer can flap a link at will (docs/link.md §7): the wearer is told again at most every
+# 30 s (like camera_lost), and link changes fill at most 10 audit entries a minute.
+ALERT_REPEAT_US = 30_000_000
+LOGS_PER_WINDOW, LOG_WINDOW_US = 10, 60_000_000
 MAX_PAIRINGS = 8
 
 
@@ -99,6 +104,9 @@ class PodLinks:
         self._rejected: dict[str, int] = {}
         self._next_summary_us = 0
         self.lost: set[str] = set()   # pods whose link is down now (after being up)
+        self._alerted_us: dict[str, int] = {}
+        self._logged_us: deque = deque()
+        self._unlogged: dict[str, int] = {}
 
     def start(self) -> None:
         self._radio.subscribe(self._on_datagram)
@@ -139,26 +147,30 @@ class PodLinks:
     # -- the tick: beacons, link changes, the rejection summary ---------------------------
     def _tick(self) -> None:
         now_us = self._clock.monotonic_us()
-        try:
-            status = self._status()
-            shown = (status["state"], status["record_led"])
-            if now_us >= self._next_beacon_us or shown != self._last_shown:
-                self._send_beacons(now_us, status)
-            self._check_links(now_us)
-            self._summarise_rejections(now_us)
-        except Exception:   # noqa: BLE001 - the pod link must never take the camera down
-            log.exception("pod link tick failed")
+        for job in (self._beacon_if_due, self._check_links, self._summarise_rejections):
+            try:   # each on its own: one failing must not silence the others
+                job(now_us)
+            except Exception:   # noqa: BLE001 - the pod link must never take the camera down
+                log.exception("pod link tick failed")
         self._schedule(now_us + TICK_US)
 
-    def _send_beacons(self, now_us: int, status: dict | None = None) -> None:
-        status = self._status() if status is None else status
+    def _beacon_if_due(self, now_us: int) -> None:
+        status = self._status()
+        if now_us >= self._next_beacon_us or (status["state"], status["record_led"]) != self._last_shown:
+            self._send_beacons(now_us)
+
+    def _send_beacons(self, now_us: int) -> None:
+        # One critical section, status read after the echo it goes out with is fixed and
+        # frames sent in counter order: a beacon never carries older news than its echo
+        # vouches for (docs/link.md §4), and a later one never overtakes it.
         with self._lock:
-            frames = [(role.address, role.beacon(status, now_us)) for role in self._roles.values()]
+            status = self._status()
+            for role in self._roles.values():
+                frame = role.beacon(status, now_us)
+                if frame is not None:
+                    self._radio.send(frame, role.address)
             self._last_shown = (status["state"], status["record_led"])
             self._next_beacon_us = now_us + BEACON_US
-        for address, frame in frames:
-            if frame is not None:
-                self._radio.send(frame, address)
 
     def _check_links(self, now_us: int) -> None:
         with self._lock:
@@ -168,11 +180,21 @@ class PodLinks:
                 continue
             if change == "lost":
                 self.lost.add(pod_id)
-                self._alert("pod_lost")
+                if now_us - self._alerted_us.get(pod_id, -ALERT_REPEAT_US) >= ALERT_REPEAT_US:
+                    self._alerted_us[pod_id] = now_us
+                    self._alert("pod_lost")
             else:
                 self.lost.discard(pod_id)
-            self._writer.put(AuditEntry("pod_link", now_us, self._clock.wall_time_us(),
-                                        {"pod": pod_id, "status": change}))
+            while self._logged_us and now_us - self._logged_us[0] >= LOG_WINDOW_US:
+                self._logged_us.popleft()
+            if len(self._logged_us) >= LOGS_PER_WINDOW:
+                self._unlogged[pod_id] = self._unlogged.get(pod_id, 0) + 1
+                continue
+            self._logged_us.append(now_us)
+            fields = {"pod": pod_id, "status": change}
+            if self._unlogged.get(pod_id):
+                fields["changes_not_logged"] = self._unlogged.pop(pod_id)
+            self._writer.put(AuditEntry("pod_link", now_us, self._clock.wall_time_us(), fields))
 
     def _summarise_rejections(self, now_us: int) -> None:
         if now_us < self._next_summary_us:

@@ -23,7 +23,8 @@ class PodApp:
         # A pod without a durable counter must not send (docs/link.md §4): ReservedCounter
         # writes its reservation here before the first frame, and any error surfaces now.
         self.role = PodRole(pod_pairing.pairing, ReservedCounter(board.counter_store()), now_us)
-        self.decoder = GestureDecoder(initial_active=board.button_pressed())
+        timings = pod_pairing.gestures or {}
+        self.decoder = GestureDecoder(initial_active=board.button_pressed(), **timings)
         self.indicator = Indicator(board)
         self.gestures = []        # [(name, decoded_us)]: what was sent, for diagnostics and tests
         self.shown_changes = []   # [(pattern, now_us)]: each change of what the pod shows
@@ -58,7 +59,9 @@ class PodApp:
                 # A hold exists only once held for hold_us (3 s), past the camera's 2 s
                 # press-age limit (docs/link.md §5), so it is dated when it became a hold.
                 press_us += self.decoder.hold_us
-            self.board.send(self.role.gesture(name, press_us, now_us))
+            frame = self.role.gesture(name, press_us, now_us)
+            if frame is not None:   # else it waits for the gesture in flight (PodRole.gesture)
+                self.board.send(frame)
 
     def _update_indicator(self, now_us):
         pattern = self.role.shown(now_us)

@@ -62,6 +62,10 @@ class Board:
         """The text of the pairing record link.json, or None if there is none."""
         raise NotImplementedError
 
+    def start_watchdog(self, timeout_ms):
+        """A hardware watchdog to feed() every pass, or None where there is none."""
+        return None
+
 
 class MemoryStore:
     """A counter store in RAM (tests, simulator); `writes` counts durable writes."""

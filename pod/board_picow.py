@@ -26,6 +26,10 @@ UDP_PORT = 4771
 
 
 class PicoWBoard(Board):
+    def start_watchdog(self, timeout_ms):
+        """The RP2040's hardware watchdog: feed() it every pass, or the pod resets."""
+        return machine.WDT(timeout=timeout_ms)
+
     def __init__(self):
         self._button = machine.Pin(PIN_BUTTON, machine.Pin.IN, machine.Pin.PULL_UP)
         self._red = machine.Pin(PIN_LED_RED, machine.Pin.OUT, value=0)
@@ -117,11 +121,16 @@ class FlashCounter:
         self.path = path
 
     def read(self):
+        """None only when the file does not exist (a new pairing). Anything unreadable is an
+        error: starting again at 1 would reuse AES-CTR counters (docs/link.md §4)."""
         try:
-            with open(self.path) as f:
-                return int(f.read().strip())
-        except (OSError, ValueError):
-            return None
+            f = open(self.path)
+        except OSError as exc:
+            if exc.args and exc.args[0] == 2:   # ENOENT
+                return None
+            raise
+        with f:
+            return int(f.read().strip())   # ValueError: damaged; the pod refuses to send
 
     def write(self, value):
         tmp = self.path + ".tmp"

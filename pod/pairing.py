@@ -20,9 +20,12 @@ class PairingError(Exception):
 class PodPairing:
     """The parsed record: `pairing` (device/link/frame.Pairing), camera_id, host, port."""
 
-    def __init__(self, pairing, camera_id, host, port):
+    def __init__(self, pairing, camera_id, host, port, gestures=None):
         self.pairing = pairing
         self.camera_id = camera_id
+        # The camera's own button timings (its policy.toml), so a pod hold is the camera's
+        # hold: {"debounce_us", "double_press_window_us", "hold_us"}; None: the defaults.
+        self.gestures = gestures
         self.host = host
         self.port = port
 
@@ -78,13 +81,35 @@ def parse(text):
     if not isinstance(camera_id, str) or not 1 <= len(camera_id) <= 64 or any(c <= " " or c > "~" for c in camera_id):
         raise PairingError("link.json: camera_id must be 1..64 printable characters")
     host, port = parse_address(record["camera_address"])
-    return PodPairing(fr.Pairing(pod_id, secret), camera_id, host, port)
+    return PodPairing(fr.Pairing(pod_id, secret), camera_id, host, port, _gestures(record.get("gestures")))
 
 
-def record_text(pod_id, secret, camera_id, camera_address):
-    """A link.json for tests and the simulator (the real one comes from bwc pod pair)."""
-    return json.dumps({"pod_id": pod_id, "link_id": _hex(fr.link_id_of(secret)), "secret": _hex(secret),
-                       "camera_id": camera_id, "camera_address": camera_address})
+GESTURE_KEYS = ("debounce_us", "double_press_window_us", "hold_us")
+
+
+def _gestures(value):
+    if value is None:
+        return None
+    if not isinstance(value, dict) or sorted(value) != sorted(GESTURE_KEYS):
+        raise PairingError("link.json: gestures must hold exactly %s" % ", ".join(GESTURE_KEYS))
+    for key in GESTURE_KEYS:
+        v = value[key]
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 30000000:
+            raise PairingError("link.json: gestures.%s must be whole microseconds, 0..30000000" % key)
+    # The decoder's own rules (device/gestures.py), checked now for a one-line error.
+    if not value["debounce_us"] < value["double_press_window_us"] or not value["debounce_us"] < 1000000 <= value["hold_us"]:
+        raise PairingError("link.json: gestures: need debounce_us < double_press_window_us and debounce_us < 1 s <= hold_us")
+    return value
+
+
+def record_text(pod_id, secret, camera_id, camera_address, gestures=None):
+    """link.json's text (bwc pod pair, the simulator, tests). `gestures`: the camera's button
+    timings (GESTURE_KEYS), so the pod decodes a hold as the camera would."""
+    record = {"pod_id": pod_id, "link_id": _hex(fr.link_id_of(secret)), "secret": _hex(secret),
+              "camera_id": camera_id, "camera_address": camera_address}
+    if gestures is not None:
+        record["gestures"] = gestures
+    return json.dumps(record)
 
 
 def _hex(data):

@@ -7,6 +7,7 @@ None at once when nothing waits. Addresses are "host:port" strings.
 import socket
 
 MAX_DATAGRAM_BYTES = 2048   # the link's frames are at most 78 bytes; longer is dropped
+MAX_DISCARDS_PER_CALL = 16  # oversize datagrams dropped per receive() before it returns
 
 
 def resolve(host, port):
@@ -45,7 +46,7 @@ class UdpSocket:
 
     def receive(self):
         """(bytes, sockaddr) of one waiting datagram, or None."""
-        while True:
+        for _ in range(MAX_DISCARDS_PER_CALL):
             try:
                 data, sockaddr = self.sock.recvfrom(MAX_DATAGRAM_BYTES)
             except OSError:
@@ -54,6 +55,7 @@ class UdpSocket:
                 return None
             if len(data) < MAX_DATAGRAM_BYTES:
                 return data, sockaddr
+        return None   # a flood of oversize datagrams must not hold the main loop here
 
     def close(self):
         self.sock.close()

@@ -149,7 +149,7 @@ class _Device:
         for pod_id in self.pod_ids:
             # The address in the pod's record is the ether's camera node (a port for the form).
             text = pod_pairing.record_text(pod_id, pairings[pod_id].secret, self.identity.device_id,
-                                           self.node + ":4770")
+                                           self.node + ":4770", self.policy.gesture_timings())
             self.pods[pod_id] = SimPod(self.clock, self.ether, pod_id, text, self.node, self.trace)
 
     @property

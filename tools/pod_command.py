@@ -8,7 +8,7 @@ import json
 import os
 import sys
 
-from device.config import load_identity
+from device.config import load_identity, load_policy
 from device.link.frame import Pairing, check_pod_id
 from device.podlink import MAX_PAIRINGS, PAIRINGS_RECORD, PairingError, load_pairings, pairings_record
 from hal.devicelock import DeviceLock, DeviceLockError
@@ -74,7 +74,8 @@ def _pair(args, identity, keystore, pairings) -> int:
     if os.path.exists(args.out) and (not os.path.isdir(args.out) or os.listdir(args.out)):
         return _fail(f"{args.out} exists and is not an empty directory; refusing to overwrite a pairing")
     pairing = Pairing(args.pod_id, os.urandom(32))
-    text = record_text(pairing.pod_id, pairing.secret, identity.device_id, address)
+    policy = load_policy(os.path.join(args.device, "policy.toml"))
+    text = record_text(pairing.pod_id, pairing.secret, identity.device_id, address, policy.gesture_timings())
     try:
         parse(text)
     except PodPairingError as exc:

@@ -8,6 +8,7 @@ no group radio; the camera records exactly as without them.
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 
 from device.config import ConfigError, parse_toml, shown
@@ -31,9 +32,14 @@ def _address(value: object, key: str, path: str) -> str:
     try:
         if not isinstance(value, str):
             raise ValueError
-        parse_address(value)
-    except (ValueError, OverflowError):
-        raise ConfigError(f"{path}: {key} must be \"HOST:PORT\" (or \"\" for off), got {shown(value)}", key) from None
+        host, _ = parse_address(value)
+        # Numeric only: a name would be looked up by DNS on every send, on the recording's path.
+        socket.inet_aton(host)
+        if host.count(".") != 3:
+            raise ValueError
+    except (ValueError, OverflowError, OSError):
+        raise ConfigError(f"{path}: {key} must be a numeric \"IPv4:PORT\" (or \"\" for off), "
+                          f"got {shown(value)}", key) from None
     return value
 
 

@@ -18,8 +18,10 @@ class ReservedCounter:
         self._store = store
         self._block = block
         start = store.read()
-        if start is None or start < 1:
-            start = 1
+        if start is None:
+            start = 1          # a new pairing: nothing was ever sent under its keys
+        elif not isinstance(start, int) or start < 1:
+            raise ValueError("the link counter record is damaged; re-pair the pod (bwc pod pair)")
         # Durable before any value at or past the old reservation is used.
         self._limit = start + block
         store.write(self._limit)
@@ -32,8 +34,11 @@ class ReservedCounter:
 
     def take(self):
         if self._next >= self._limit:
-            self._limit = self._next + self._block
-            self._store.write(self._limit)
+            limit = self._next + self._block
+            # Moved only once durable: a failed write must fail every later take() too,
+            # or counters never reserved would be reused after a reboot (AES-CTR nonces).
+            self._store.write(limit)
+            self._limit = limit
         value = self._next
         if value > fr.MAX_COUNTER:
             raise ValueError("link counter exhausted")

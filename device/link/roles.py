@@ -10,6 +10,7 @@ from device.link.endpoint import LinkEndpoint
 HEARTBEAT_US = 500000
 BEACON_US = 500000
 RETRY_OFFSETS_US = (100000, 200000, 400000, 800000)   # after a gesture's first frame
+GIVE_UP_US = 1200000     # no acknowledgement by then: the next gesture goes
 MAX_PRESS_AGE_MS = 2000
 
 # docs/link.md §6, by precedence
@@ -25,29 +26,43 @@ class PodRole:
     def __init__(self, pairing, counter, now_us):
         self.link = LinkEndpoint(pairing, "pod", counter)
         self._next_heartbeat_us = now_us
-        self._pending = []       # [gesture_number, gesture_ref, press_us, first_us, tries]
+        self._pending = None     # the gesture in flight: [number, gesture_ref, press_us, first_us, tries]
+        self._queue = []         # gestures waiting for it: [(number, press_us)]
         self.beacon = None       # the newest fresh beacon's fields, as a dict
         self.rejected = {}       # reason -> count, for a diagnostic display
 
     def gesture(self, name, press_us, now_us):
-        """A gesture decoded from the pod's button; returns the frame to send now."""
-        number = fr.GESTURE_NUMBERS[name]
+        """A gesture decoded from the pod's button. Gestures go one at a time, in order: a
+        later one waits until the one in flight is acknowledged or given up, because the
+        camera's acknowledgement of a later gesture would hide an earlier one still lost
+        (docs/link.md §5). Returns the frame to send now, or None if it waits."""
+        self._queue.append((fr.GESTURE_NUMBERS[name], press_us))
+        frames = self._start_next(now_us)
+        return frames[0] if frames else None
+
+    def _start_next(self, now_us):
+        if self._pending is not None or not self._queue:
+            return []
+        number, press_us = self._queue.pop(0)
         ref = self.link._counter.next_value   # the counter its first frame will use
         counter, frame = self.link.seal(fr.GESTURE, (number, ref, _age_ms(press_us, now_us)), now_us)
-        self._pending.append([number, counter, press_us, now_us, 0])
-        return frame
+        self._pending = [number, counter, press_us, now_us, 0]
+        return [frame]
 
     def poll(self, now_us):
-        """Frames due at `now_us`: retransmitted gestures, then a heartbeat if due."""
+        """Frames due at `now_us`: the gesture in flight again (or the next one), then a
+        heartbeat if due."""
         out = []
-        for item in list(self._pending):
+        item = self._pending
+        if item is not None:
             number, ref, press_us, first_us, tries = item
             if tries >= len(RETRY_OFFSETS_US):
-                self._pending.remove(item)
-                continue
-            if now_us >= first_us + RETRY_OFFSETS_US[tries]:
+                if now_us >= first_us + GIVE_UP_US:
+                    self._pending = None   # given up: the LED shows the camera's real state
+            elif now_us >= first_us + RETRY_OFFSETS_US[tries]:
                 item[4] = tries + 1
                 out.append(self.link.seal(fr.GESTURE, (number, ref, _age_ms(press_us, now_us)), now_us)[1])
+        out += self._start_next(now_us)
         if now_us >= self._next_heartbeat_us:
             out.append(self.link.seal(fr.HEARTBEAT, (), now_us)[1])
             self._next_heartbeat_us = now_us + HEARTBEAT_US
@@ -55,9 +70,14 @@ class PodRole:
 
     def next_deadline_us(self):
         deadline = self._next_heartbeat_us
-        for number, ref, press_us, first_us, tries in self._pending:
-            if tries < len(RETRY_OFFSETS_US):
-                deadline = min(deadline, first_us + RETRY_OFFSETS_US[tries])
+        item = self._pending
+        if item is not None:
+            tries = item[4]
+            # After the last try, one more deadline: to give up and start the next gesture.
+            at = item[3] + (RETRY_OFFSETS_US[tries] if tries < len(RETRY_OFFSETS_US) else GIVE_UP_US)
+            deadline = min(deadline, at)
+        elif self._queue:
+            deadline = 0
         return deadline
 
     def receive(self, data, now_us):
@@ -73,7 +93,8 @@ class PodRole:
                        "committed_age_ms": None if committed_age_ms == fr.NO_MEDIA else committed_age_ms,
                        "faults": fr.fault_names(faults), "battery_min": None if battery_min == fr.BATTERY_UNKNOWN
                        else battery_min, "gesture_ack": ack, "information_age_us": age_us}
-        self._pending = [p for p in self._pending if p[1] > ack]
+        if self._pending is not None and self._pending[1] <= ack:
+            self._pending = None   # acknowledged; poll() starts the next one
         return self.beacon
 
     def shown(self, now_us):
@@ -85,10 +106,10 @@ class PodRole:
         # Recording with nothing on the card yet (the first flush is under a second away)
         # is not a fault; media that stopped reaching the card is.
         stalled = b["state"] == "recording" and not b["record_led"] and b["committed_age_ms"] is not None
+        if b["record_led"]:
+            return RECORDING   # media is reaching the card; a warning never hides that
         if b["faults"] or stalled:
             return FAULT
-        if b["record_led"]:
-            return RECORDING
         return BUFFERING
 
 
@@ -130,6 +151,8 @@ class CameraRole:
             return None
         age = status.get("committed_age_ms")
         battery = status.get("battery_min")
+        if battery is not None and not 0 <= battery < fr.BATTERY_UNKNOWN:   # inf, NaN, negative
+            battery = None
         fields = (fr.STATES.index(status["state"]), 1 if status["record_led"] else 0,
                   fr.NO_MEDIA if age is None else min(int(age), fr.NO_MEDIA - 1),
                   fr.faults_mask(status.get("faults", ())),

@@ -99,3 +99,76 @@ def test_what_was_recorded_verifies(run):
     _, device = run
     report = verify_storage(device.storage, read_device_public(device.pub_path))
     assert report.outcome == "authentic", report.to_json()
+
+
+def test_the_pod_holds_as_long_as_the_camera(tmp_path):
+    """Review finding: the pod decodes a hold with the camera's own hold_stop_s (link.json)."""
+    custodian = make_custodian(str(tmp_path / "keys"))
+    device = make_device(str(tmp_path / "device"), custodian)
+    steps = [{"t_s": 0.5, "do": "battery.drain", "rate_pct_per_min": 0.0},
+             {"t_s": 2.0, "do": "pod.double_press", "target": "pod-1"},
+             {"t_s": 5.0, "do": "pod.hold", "target": "pod-1", "hold_s": 3.5},    # short of 5 s: no stop
+             {"t_s": 10.0, "do": "pod.hold", "target": "pod-1", "hold_s": 5.5}]   # a stop
+    text = with_pods(scenario_toml(18, steps, width=160, height=90, fps=10, bitrate_bps=300_000,
+                                   pre_event_s=1, hold_stop_s=5.0, announce="suppressed",
+                                   announce_suppress_reason="test"), ["pod-1"])
+    scenario = parse_scenario(text, "<hold>")
+    policy = scenario.apply_policy(load_policy(device.directory + "/policy.toml"))
+    result = run_scenario(scenario, load_identity(device.directory), policy, device.directory,
+                          device.storage, trace=True)
+    entries = audit_entries(device.storage)
+    stops = [e for e in entries if e["type"] == "deactivation"]
+    assert [e["source"] for e in stops] == ["pod:pod-1"]
+    t0 = result.start_us
+    # Dated at the press edge, like the camera's own button: the hold began at 10 s.
+    assert abs(stops[0]["monotonic_us"] - (t0 + 10 * S)) <= 50_000, stops[0]["monotonic_us"] - t0
+    shown = [p for p, _ in result.pods["pod-1"].shown_changes]
+    assert "recording" in shown and shown[-1] == "buffering"
+
+
+@pytest.mark.parametrize("minutes", [float("inf"), float("nan"), -1.0, 1e9])
+def test_a_battery_estimate_out_of_range_beacons_as_unknown(run, minutes):
+    """Review finding: no measured drain (mains power, a stuck gauge) is infinite minutes,
+    which once raised in every beacon and left the pod showing link_lost."""
+    result, _ = run
+    monitor = result.firmware.monitor
+    monitor._battery_minutes = minutes
+    assert monitor.pod_status()["battery_min"] is None
+    from device.link.frame import Pairing
+    from device.link.endpoint import ReservedCounter
+    from device.link.roles import CameraRole
+
+    class Store:
+        value = None
+        def read(self): return self.value
+        def write(self, v): self.value = v
+    role = CameraRole(Pairing("pod-1", bytes(32)), ReservedCounter(Store()))
+    role.address = "pod"
+    assert role.beacon(dict(monitor.pod_status(), battery_min=minutes), 0) is not None
+
+
+def test_a_jammer_flapping_the_link_neither_fills_the_log_nor_keeps_buzzing(tmp_path):
+    """Review finding: link changes are at most 10 audit entries a minute (the rest counted in
+    the next), and the wearer is buzzed at most every 30 s."""
+    custodian = make_custodian(str(tmp_path / "keys"))
+    device = make_device(str(tmp_path / "device"), custodian)
+    steps = []
+    for i in range(30):   # 2 s off the air, 2 s on, for two minutes
+        steps.append({"t_s": 2.0 + 4 * i, "do": "link.drop", "target": "pod-1"})
+        steps.append({"t_s": 4.0 + 4 * i, "do": "link.restore", "target": "pod-1"})
+    text = with_pods(scenario_toml(124, steps, width=160, height=90, fps=5, bitrate_bps=100_000,
+                                   pre_event_s=0, announce="suppressed", announce_suppress_reason="test"),
+                     ["pod-1"])
+    scenario = parse_scenario(text, "<flap>")
+    policy = scenario.apply_policy(load_policy(device.directory + "/policy.toml"))
+    result = run_scenario(scenario, load_identity(device.directory), policy, device.directory,
+                          device.storage, trace=True)
+    links = [e for e in audit_entries(device.storage) if e["type"] == "pod_link" and "pod" in e]
+    per_minute = {}
+    for e in links:
+        minute = (e["monotonic_us"] - result.start_us) // (60 * S)
+        per_minute[minute] = per_minute.get(minute, 0) + 1
+    assert max(per_minute.values()) <= 10 and len(links) < 60
+    assert any(e.get("changes_not_logged") for e in links)
+    felt = [t for t, name in recognise(trace_pulses(result.trace.lines())) if name == "pod_lost"]
+    assert 2 <= len(felt) <= 5 and all(b - a >= 30 * S for a, b in zip(felt, felt[1:]))

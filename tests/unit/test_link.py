@@ -154,7 +154,8 @@ def test_the_pod_never_shows_recording_longer_than_the_freshness_bound():
     (dict(STATUS_REC), RECORDING),
     (dict(STATUS_REC, record_led=False), FAULT),            # media stopped reaching the card
     (dict(STATUS_REC, record_led=False, committed_age_ms=None), BUFFERING),   # not on the card yet
-    (dict(STATUS_REC, faults=("battery_low",)), FAULT),
+    (dict(STATUS_REC, faults=("battery_low",)), RECORDING),   # a warning never hides recording
+    (dict(STATUS_REC, record_led=False, faults=("battery_low",)), FAULT),
     (dict(state="buffering", record_led=False, committed_age_ms=None, faults=(), battery_min=None), BUFFERING),
 ])
 def test_what_the_pod_shows_is_what_the_camera_reported(status, shown):
@@ -323,3 +324,57 @@ def test_link_modules_keep_to_the_micropython_subset(path):
             assert not node.decorator_list or all(getattr(d, "id", "") == "property" for d in node.decorator_list)
         if isinstance(node, ast.FunctionDef):
             assert node.returns is None and all(a.annotation is None for a in node.args.args)
+
+
+def test_a_later_gesture_never_hides_an_earlier_one_that_was_lost():
+    """Review finding: a press acknowledged while a double press's copies were still lost must
+    not make the pod stop retrying the double press (the start)."""
+    p, pod, cam = pair()
+    for i in range(3):
+        exchange(pod, cam, i * S // 2)
+    t = 3 * S // 2
+    assert pod.gesture("double_press", t, t + 20_000) is not None   # this frame is lost
+    assert pod.gesture("press", t + 600_000, t + 1_100_000) is None  # waits for the first
+    acted = []
+    for dt in range(100_000, 2_600_000, 100_000):
+        acted += exchange(pod, cam, t + 20_000 + dt)
+    assert [g for g, _ in acted] == ["double_press", "press"]
+
+
+def test_a_gesture_never_acknowledged_is_given_up_and_the_next_one_goes():
+    p, pod, cam = pair()
+    for i in range(3):
+        exchange(pod, cam, i * S // 2)
+    t = 3 * S // 2
+    pod.gesture("hold", t, t)
+    pod.gesture("press", t, t + 10_000)
+    sent = []
+    for dt in range(0, 2_000_000, 50_000):
+        sent += [fr.decode_body(p.open(fr.POD_TO_CAMERA, f)[1], fr.POD_TO_CAMERA)
+                 for f in pod.poll(t + dt)]
+    codes = [fields[0] for kind, _, fields in sent if kind == fr.GESTURE]
+    assert codes == [3, 3, 3, 3, 1, 1, 1, 1, 1, 1][:len(codes)] and codes[:5] == [3, 3, 3, 3, 1], codes
+
+
+def test_a_counter_reservation_that_fails_to_write_fails_every_later_send():
+    class Flaky(Store):
+        fail = False
+
+        def write(self, value):
+            if self.fail:
+                raise OSError("flash full")
+            super().write(value)
+    store = Flaky()
+    c = ReservedCounter(store, block=3)
+    assert [c.take() for _ in range(3)] == [1, 2, 3]
+    store.fail = True
+    for _ in range(3):
+        with pytest.raises(OSError):
+            c.take()
+    store.fail = False
+    assert c.take() == 4 and store.value == 7   # reserved before it went out
+
+
+def test_a_damaged_counter_record_refuses_to_send():
+    with pytest.raises(ValueError):
+        ReservedCounter(Store(0))

@@ -22,9 +22,9 @@ def test_a_full_config_is_read(tmp_path):
 
 @pytest.mark.parametrize("text, key", [
     ('pod_listen = 4770', "pod_listen"), ('pod_listen = "host"', "pod_listen"),
-    ('group_peers = ["a:1"]', "group_listen"), ('group_listen = "h:1"\ngroup_peers = "a:1"', "group_peers"),
-    ('group_listen = "h:1"\ngroup_peers = [""]', "group_peers"), ('podlisten = "h:1"', "podlisten"),
-    ('pod_listen = "h:99999"', "pod_listen"),
+    ('group_peers = ["1.2.3.4:1"]', "group_listen"), ('group_listen = "1.2.3.4:1"\ngroup_peers = "a:1"', "group_peers"),
+    ('group_listen = "1.2.3.4:1"\ngroup_peers = [""]', "group_peers"), ('podlisten = "h:1"', "podlisten"),
+    ('pod_listen = "1.2.3.4:99999"', "pod_listen"), ('pod_listen = "camera.local:4770"', "pod_listen"),
 ])
 def test_a_wrong_config_is_one_line_naming_the_key(text, key):
     with pytest.raises(ConfigError) as exc:
