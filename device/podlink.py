@@ -59,6 +59,8 @@ def load_pairings(keystore: KeyStore) -> list[fr.Pairing]:
         raise PairingError(f"{PAIRINGS_RECORD} is not a list of pod pairings ({exc})") from None
     if len({p.pod_id for p in pairings}) != len(pairings):
         raise PairingError(f"{PAIRINGS_RECORD}: a pod id is paired twice")
+    if len({p.link_id for p in pairings}) != len(pairings):
+        raise PairingError(f"{PAIRINGS_RECORD}: two pairings share a link id; re-pair one of them")
     return pairings
 
 

@@ -74,6 +74,8 @@ def _pair(args, identity, keystore, pairings) -> int:
     if os.path.exists(args.out) and (not os.path.isdir(args.out) or os.listdir(args.out)):
         return _fail(f"{args.out} exists and is not an empty directory; refusing to overwrite a pairing")
     pairing = Pairing(args.pod_id, os.urandom(32))
+    while any(p.link_id == pairing.link_id for p in pairings):   # 4 bytes: a collision is rare, not impossible
+        pairing = Pairing(args.pod_id, os.urandom(32))
     policy = load_policy(os.path.join(args.device, "policy.toml"))
     text = record_text(pairing.pod_id, pairing.secret, identity.device_id, address, policy.gesture_timings())
     try:
