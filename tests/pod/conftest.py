@@ -1,7 +1,9 @@
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # tests/pod/loopback.py
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)                                              # tests/pod/loopback.py
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "unit"))       # micropython_support.py
 
 # pod/ is flashed to the Pico as-is, not installed: import it from the checkout.
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -4,7 +4,6 @@ tick reads on Linux."""
 import os
 import queue
 import select
-import shutil
 import socket
 import subprocess
 import sys
@@ -18,19 +17,9 @@ from pod import pairing as pf
 from pod.board import MemoryStore
 from pod.sim import TEST_SECRET
 from pod.udp import UdpSocket
+from micropython_support import require_micropython
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def micropython_path():
-    """.venv/bin/micropython next to this interpreter, or $MICROPYTHON; None if absent."""
-    env = os.environ.get("MICROPYTHON")
-    if env:
-        return env
-    near = os.path.join(os.path.dirname(sys.executable), "micropython")
-    if os.path.exists(near):
-        return near
-    return shutil.which("micropython")
 
 
 def now_us():
@@ -60,7 +49,7 @@ class Loopback:
         code = ("import sys\nsys.path.insert(0, %r)\nfrom pod import host\nhost.main(%r, %d, %d)\n"
                 % (REPO, text, self.radio_port, self.control_port))
         if interpreter == "micropython":
-            argv = [micropython_path(), "-c", code]
+            argv = [require_micropython(), "-c", code]
         else:
             argv = [sys.executable, "-u", "-c", code]
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

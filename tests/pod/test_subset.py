@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from loopback import REPO
-from test_micropython import micropython
+from micropython_support import require_micropython as micropython
 
 POD = os.path.join(REPO, "pod")
 MODULES = sorted(f for f in os.listdir(POD) if f.endswith(".py"))

