@@ -121,11 +121,17 @@ class Firmware:
         self.recorder.start_listeners.append(self._on_event_started)
 
     def _on_event_started(self, source: str, event_id: str, monotonic_us: int) -> None:
+        # Called with the recorder's lock held, which the camera's packet callback also takes:
+        # the signing, sending and any counter write run on the clock's thread instead, now.
         if self.group is not None and not source.startswith(("peer:", "vehicle:")):
-            try:
-                self.group.announce(source, event_id)
-            except (GroupConfigError, OSError, ValueError) as exc:   # the counter could not be reserved
-                self._on_group_log("refused", {"error": str(exc)[:200]})
+            clock = self.board.clock
+            clock.call_at(clock.monotonic_us(), lambda: self._announce(source, event_id))
+
+    def _announce(self, source: str, event_id: str) -> None:
+        try:
+            self.group.announce(source, event_id)
+        except (GroupConfigError, OSError, ValueError) as exc:   # the counter could not be reserved
+            self._on_group_log("refused", {"error": str(exc)[:200]})
 
     def _on_group_start(self, source: str, fields: dict) -> None:
         with self._input_lock:

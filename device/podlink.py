@@ -105,7 +105,6 @@ class PodLinks:
         self._last_shown: tuple | None = None
         self._rejected: dict[str, int] = {}
         self._next_summary_us = 0
-        self.lost: set[str] = set()   # pods whose link is down now (after being up)
         self._alerted_us: dict[str, int] = {}
         self._logged_us: deque = deque()
         self._unlogged: dict[str, int] = {}
@@ -181,12 +180,9 @@ class PodLinks:
             if change is None:
                 continue
             if change == "lost":
-                self.lost.add(pod_id)
                 if now_us - self._alerted_us.get(pod_id, -ALERT_REPEAT_US) >= ALERT_REPEAT_US:
                     self._alerted_us[pod_id] = now_us
                     self._alert("pod_lost")
-            else:
-                self.lost.discard(pod_id)
             while self._logged_us and now_us - self._logged_us[0] >= LOG_WINDOW_US:
                 self._logged_us.popleft()
             if len(self._logged_us) >= LOGS_PER_WINDOW:
@@ -207,8 +203,3 @@ class PodLinks:
         if counts:
             self._writer.put(AuditEntry("pod_link", now_us, self._clock.wall_time_us(),
                                         {"status": "rejected", "counts": dict(sorted(counts.items()))}))
-
-    def link_up(self, pod_id: str) -> bool:
-        now_us = self._clock.monotonic_us()
-        with self._lock:
-            return any(r.pod_id == pod_id and r.link.link_up(now_us) for r in self._roles.values())

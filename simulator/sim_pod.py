@@ -30,10 +30,6 @@ class SimPod:
         self._step()
 
     @property
-    def shown(self) -> str:
-        return self.app.shown
-
-    @property
     def shown_changes(self) -> list:
         return list(self.app.shown_changes)
 
