@@ -30,19 +30,22 @@ def with_pods(text: str, pods: list[str]) -> str:
     return first + "\npods = [" + ", ".join(f'"{p}"' for p in pods) + "]\n" + rest
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pod")
-    custodian = make_custodian(str(root / "keys"))
-    device = make_device(str(root / "device"), custodian)
-    text = with_pods(scenario_toml(22, STEPS, width=160, height=90, fps=10, bitrate_bps=300_000,
-                                   pre_event_s=1, announce="suppressed", announce_suppress_reason="test"),
-                     ["pod-1"])
+def run_with_pod(root, duration_s, steps, fps=10, bitrate_bps=300_000, pre_event_s=1, **policy):
+    """The firmware on the simulator with one paired pod, pod-1: (RunResult, Device)."""
+    device = make_device(str(root / "device"), make_custodian(str(root / "keys")))
+    text = with_pods(scenario_toml(duration_s, steps, width=160, height=90, fps=fps, bitrate_bps=bitrate_bps,
+                                   pre_event_s=pre_event_s, announce="suppressed",
+                                   announce_suppress_reason="test", **policy), ["pod-1"])
     scenario = parse_scenario(text, "<pod>")
-    policy = scenario.apply_policy(load_policy(device.directory + "/policy.toml"))
-    result = run_scenario(scenario, load_identity(device.directory), policy, device.directory,
+    policy_used = scenario.apply_policy(load_policy(device.directory + "/policy.toml"))
+    result = run_scenario(scenario, load_identity(device.directory), policy_used, device.directory,
                           device.storage, trace=True)
     return result, device
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return run_with_pod(tmp_path_factory.mktemp("pod"), 22, STEPS)
 
 
 def _record_led(lines):
@@ -103,19 +106,11 @@ def test_what_was_recorded_verifies(run):
 
 def test_the_pod_holds_as_long_as_the_camera(tmp_path):
     """Review finding: the pod decodes a hold with the camera's own hold_stop_s (link.json)."""
-    custodian = make_custodian(str(tmp_path / "keys"))
-    device = make_device(str(tmp_path / "device"), custodian)
     steps = [{"t_s": 0.5, "do": "battery.drain", "rate_pct_per_min": 0.0},
              {"t_s": 2.0, "do": "pod.double_press", "target": "pod-1"},
              {"t_s": 5.0, "do": "pod.hold", "target": "pod-1", "hold_s": 3.5},    # short of 5 s: no stop
              {"t_s": 10.0, "do": "pod.hold", "target": "pod-1", "hold_s": 5.5}]   # a stop
-    text = with_pods(scenario_toml(18, steps, width=160, height=90, fps=10, bitrate_bps=300_000,
-                                   pre_event_s=1, hold_stop_s=5.0, announce="suppressed",
-                                   announce_suppress_reason="test"), ["pod-1"])
-    scenario = parse_scenario(text, "<hold>")
-    policy = scenario.apply_policy(load_policy(device.directory + "/policy.toml"))
-    result = run_scenario(scenario, load_identity(device.directory), policy, device.directory,
-                          device.storage, trace=True)
+    result, device = run_with_pod(tmp_path, 18, steps, hold_stop_s=5.0)
     entries = audit_entries(device.storage)
     stops = [e for e in entries if e["type"] == "deactivation"]
     assert [e["source"] for e in stops] == ["pod:pod-1"]
@@ -150,19 +145,11 @@ def test_a_battery_estimate_out_of_range_beacons_as_unknown(run, minutes):
 def test_a_jammer_flapping_the_link_neither_fills_the_log_nor_keeps_buzzing(tmp_path):
     """Review finding: link changes are at most 10 audit entries a minute (the rest counted in
     the next), and the wearer is buzzed at most every 30 s."""
-    custodian = make_custodian(str(tmp_path / "keys"))
-    device = make_device(str(tmp_path / "device"), custodian)
     steps = []
     for i in range(30):   # 2 s off the air, 2 s on, for two minutes
         steps.append({"t_s": 2.0 + 4 * i, "do": "link.drop", "target": "pod-1"})
         steps.append({"t_s": 4.0 + 4 * i, "do": "link.restore", "target": "pod-1"})
-    text = with_pods(scenario_toml(124, steps, width=160, height=90, fps=5, bitrate_bps=100_000,
-                                   pre_event_s=0, announce="suppressed", announce_suppress_reason="test"),
-                     ["pod-1"])
-    scenario = parse_scenario(text, "<flap>")
-    policy = scenario.apply_policy(load_policy(device.directory + "/policy.toml"))
-    result = run_scenario(scenario, load_identity(device.directory), policy, device.directory,
-                          device.storage, trace=True)
+    result, device = run_with_pod(tmp_path, 124, steps, fps=5, bitrate_bps=100_000, pre_event_s=0)
     links = [e for e in audit_entries(device.storage) if e["type"] == "pod_link" and "pod" in e]
     per_minute = {}
     for e in links:
