@@ -183,8 +183,10 @@ class Firmware:
                 audit.append("recovery", now_us, utc_us, **recovery.fields(), **unconfirmed)
                 self.chain.pending_recovery = None
             self.writer.log_pending_faults()
+            # A board without a fuel gauge says so in its boot entry: no battery warning will come.
+            no_battery = {} if self.board.battery.present else {"battery": "none"}
             audit.append("boot", now_us, utc_us, firmware=FIRMWARE_VERSION,
-                         pre_event_s=self.policy.pre_event_s, segment_s=self.policy.segment_s)
+                         pre_event_s=self.policy.pre_event_s, segment_s=self.policy.segment_s, **no_battery)
         except OSError as exc:
             self.writer.note_fault(exc, "boot", (now_us, utc_us))
             self.failure = exc

@@ -363,6 +363,8 @@ class Monitor:
 
     def _check_battery(self, now_us: int) -> None:
         battery = self._board.battery
+        if not battery.present:   # no gauge (battery = "none"): the boot entry said so
+            return
         level_pct = battery.level_pct()
         charging = battery.is_charging()
         estimate = self._battery.update(now_us, level_pct, charging, self._recorder.state is State.RECORDING)

@@ -23,4 +23,11 @@ class Camera(ABC):
 
     @abstractmethod
     def stop(self) -> None:
-        """Stop delivering packets. Safe to call twice."""
+        """Stop delivering packets. Safe to call twice. Returns within a bounded time
+        even when the camera stack is wedged (then `stuck()` turns True)."""
+
+    def stuck(self) -> bool:
+        """A stop() could not finish: threads of an old session are still blocked inside
+        the camera stack, so this process cannot bring the camera back; only a restart
+        of the process can (the systemd watchdog stops being fed, docs/pi.md)."""
+        return False

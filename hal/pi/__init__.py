@@ -44,7 +44,11 @@ def build_pi_board(config: PiBoardConfig, clock: Clock, storage: Storage, keysto
         config.alsa_mic_device, clock,
         sample_rate_hz=config.mic_sample_rate_hz, bitrate_bps=config.mic_bitrate_bps)
     speaker = PiSpeaker(config.alsa_speaker_device)
-    battery = PiBattery(config.battery_sysfs_dir)
+    if config.battery == "none":
+        from hal.battery import NoBattery
+        battery = NoBattery()
+    else:
+        battery = PiBattery(config.battery_sysfs_dir)
 
     pin_factory = load_pin_factory(config.pin_factory)
     inputs = PiInputs(config, clock, pin_factory=pin_factory)

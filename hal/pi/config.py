@@ -14,6 +14,12 @@ from hal.inputs import RECORD_BUTTON
 
 # BCM GPIO numbers on the 40-pin header of every Pi with one (Zero 2 W to Pi 5, CM4/CM5 IO boards).
 _HEADER_GPIOS = range(0, 28)
+# Lines that an I2S microphone or amplifier board takes (dtparam=i2s=on / an I2S overlay):
+# the default wiring keeps off them, and `bwc doctor` names a conflict.
+I2S_GPIOS = {18: "PCM_CLK", 19: "PCM_FS", 20: "PCM_DIN", 21: "PCM_DOUT"}
+# The I2C bus a fuel gauge (MAX17048, BQ27xxx) sits on.
+I2C_GPIOS = {2: "I2C1 SDA", 3: "I2C1 SCL"}
+BATTERY_KINDS = ("sysfs", "none")
 
 
 class PiConfigError(ValueError):
@@ -61,8 +67,9 @@ class PiBoardConfig:
     led_record_pin: int = 27
     led_status_pin: int = 22
     leds_active_high: bool = True
-    # A passive piezo driven by PWM at the tone's frequency (50 % duty).
-    buzzer_pin: int = 18
+    # A passive piezo driven by PWM at the tone's frequency (50 % duty). GPIO12 (PWM0):
+    # GPIO18, the old default, is the I2S clock most microphone boards need.
+    buzzer_pin: int = 12
     # A vibration motor behind a transistor: on/off.
     vibration_pin: int = 23
     # gpiozero pin factory by entry-point name ("lgpio" on every Pi with
@@ -85,6 +92,9 @@ class PiBoardConfig:
     mic_bitrate_bps: int = 64_000
 
     # -- battery --------------------------------------------------------------
+    # "sysfs": a fuel gauge's power_supply directory; "none": no gauge (mains or a
+    # power bank), battery warnings off and said so at boot.
+    battery: str = "sysfs"
     # A Linux power_supply class directory (fuel-gauge driver of the power board).
     battery_sysfs_dir: str = "/sys/class/power_supply/battery"
 
@@ -103,6 +113,9 @@ class PiBoardConfig:
                 f"keyframe_interval_s={self.keyframe_interval_s} at {self.fps} fps is under one frame")
         if self.bitrate_bps <= 0 or self.mic_bitrate_bps <= 0:
             raise PiConfigError("bitrates must be positive")
+        if self.battery not in BATTERY_KINDS:
+            raise PiConfigError(f"battery must be one of {', '.join(map(repr, BATTERY_KINDS))}, "
+                                f"got {self.battery!r}")
 
     def _check_pins_unique(self) -> None:
         owners: dict[int, str] = {}
