@@ -105,7 +105,7 @@ do = "button.hold"
 def _run_bwc(args: list[str]) -> tuple[int, float, float]:
     """Run `bwc ARGS`; returns (exit code, peak RSS in MiB, wall seconds)."""
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "tools.cli", *args],
+    proc = subprocess.Popen([sys.executable, "-m", "openbwc", *args],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)

@@ -36,7 +36,7 @@ SMALL = VideoFormat(width=640, height=360, fps=15, keyframe_interval_s=1.0, bitr
 
 
 def _bwc(*args: str) -> list[str]:
-    return [sys.executable, "-m", "tools.cli", *args]
+    return [sys.executable, "-m", "openbwc", *args]
 
 
 def record_card(root: str, intake_pub: str, video: VideoFormat, record_s: float, segment_s: float,
