@@ -32,6 +32,10 @@ from hal.inputs import RECORD_BUTTON
 _ENTRY_KEYS = frozenset({"type", "n", "prev", "monotonic_us", "utc_us", "device_id", "status"})
 
 
+class BootError(RuntimeError):
+    """boot() could not start the firmware; the message is one line naming the part."""
+
+
 class Firmware:
     def __init__(self, board: Board, identity: Identity, policy: Policy, assets: object = None,
                  group: MemberRecord | None = None, group_peers: tuple[str, ...] = ()) -> None:
@@ -57,15 +61,36 @@ class Firmware:
         self._group_member, self._group_peers = group, tuple(group_peers)
         self.group: GroupLink | None = None
         self.shutdown_source: str | None = None   # set once shutdown() has run
+        self.boot_problems: list[str] = []         # "part: reason" for parts that did not start
         self._shutdown_lock = threading.Lock()
 
     def boot(self) -> None:
+        """Start buffering. A part that cannot start (camera, microphone) does not stop the
+        boot: it is logged and the monitor retries it with back-off (FLT-1), so audio records
+        without a camera and video without a microphone. Anything else that fails leaves
+        the chain state as a clean stop (no `recovery` entry at the next boot for a boot
+        that recorded nothing) and raises BootError: one line naming the part and why."""
         board, clock = self.board, self.board.clock
         now_us, utc_us = clock.monotonic_us(), clock.wall_time_us()
         recovery = recover(self.chain, board.storage, self._signing_key.verify_key)
         # From here on a power cut must make the next boot write a recovery entry.
         self.chain.running = True
         self.chain.save(board.keystore)
+        try:
+            self._boot(recovery, now_us, utc_us)
+        except Exception as exc:
+            part = getattr(exc, "part", None) or "firmware"
+            if self.recorder is not None:
+                if not self.writer.started:   # so what was queued (boot, the failure) is written
+                    self.writer.start()
+                self.shutdown("boot_failed")   # logs it, closes the writer, saves running=False
+            else:
+                self.chain.running = False
+                self.chain.save(board.keystore)
+            raise BootError(f"{part} failed at boot: {type(exc).__name__}: {exc}") from exc
+
+    def _boot(self, recovery, now_us: int, utc_us: int) -> None:
+        board, clock = self.board, self.board.clock
         audit = AuditLog(board.storage, self._signing_key, self.identity.device_id,
                          self.chain, lambda: self.chain.save(board.keystore))
         video = board.camera.video_format
@@ -99,11 +124,23 @@ class Firmware:
                 self._decoders[name] = gestures.TriggerDecoder(initial_active=board.inputs.is_active(name))
         board.inputs.subscribe(self._on_edge)
         board.indicators.set_led(LED_STATUS, True)
-        board.camera.start(self.recorder.on_packet)
-        board.microphone.start(self.recorder.on_packet)
+        self._start_part("camera", board.camera)
+        self._start_part("microphone", board.microphone)
         self.monitor.start()
         self._start_pod_links(audit)
         self._start_group()
+
+    def _start_part(self, name: str, part) -> None:
+        """A camera or microphone that cannot open now may open later: the monitor finds no
+        media within camera_timeout_s, alerts the wearer and retries with back-off."""
+        try:
+            part.start(self.recorder.on_packet)
+        except Exception as exc:  # noqa: BLE001 - any backend's failure is a lost part, not a dead camera
+            message = f"{type(exc).__name__}: {exc}"[:200]
+            self.boot_problems.append(f"{name}: {message}")
+            clock = self.board.clock
+            self.writer.put(AuditEntry("watchdog", clock.monotonic_us(), clock.wall_time_us(),
+                                       {"part": name, "action": "start_failed", "error": message}))
 
     def _start_group(self) -> None:
         """ACT-3: starts from peers of the group, and ours announced to them. A camera started

@@ -95,6 +95,7 @@ class Monitor:
         self._bytes_per_s = (video.bitrate_bps + (audio.bitrate_bps if audio else 0)) / 8
         self._reserve_bytes = reserve_bytes(video, policy)
         self.alerts: deque = deque(maxlen=256)   # (monotonic_us, name): what the wearer was told
+        self.last_tick_us: int | None = None      # when the checks last ran (device/health.py)
 
     # -- lifecycle ------------------------------------------------------------------
     def start(self) -> None:
@@ -201,6 +202,15 @@ class Monitor:
                 "faults": faults,
                 "battery_min": None if minutes is None else int(minutes)}
 
+    def commit_age_us(self, now_us: int) -> int | None:
+        """While recording: how long since the newest durable media (or the activation, before
+        the first commit); None when no event is open."""
+        start_us = self._event_start_us
+        if self._recorder.state is not State.RECORDING or start_us is None:
+            return None
+        newest = max((t for t in self._writer.committed_us() if t is not None), default=start_us)
+        return now_us - max(newest, start_us)
+
     def committing(self) -> bool:
         """Media committed to the card within the last flush interval (and slack)."""
         return self._media_fresh(self._clock.monotonic_us())
@@ -214,6 +224,7 @@ class Monitor:
         if self._clock.virtual:
             self._settle()
         now_us = self._clock.monotonic_us()
+        self.last_tick_us = now_us
         for check in (self._check_clock, self._check_tracks, self._check_commits, self._check_writer_thread,
                       self._check_reminder, self._check_storage, self._check_battery):
             try:

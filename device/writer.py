@@ -88,6 +88,10 @@ class SegmentWriter:
         self._started = True
         self._thread.start()
 
+    @property
+    def started(self) -> bool:
+        return self._started
+
     def put(self, item: object) -> None:
         self._queue.put(item)
 

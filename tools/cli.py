@@ -7,7 +7,7 @@ import os
 import sys
 import time
 
-from tools import pod_command, world_command
+from tools import pod_command, service, world_command
 from tools.offload import command as offload_command
 
 EXIT_OK, EXIT_INTEGRITY, EXIT_USAGE, EXIT_TRUNCATED, EXIT_BEFORE_SET = 0, 1, 2, 3, 4
@@ -100,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     offload_command.add_parser(sub)
     pod_command.add_parser(sub)
     world_command.add_parser(sub)
+    service.add_parser(sub)
     return p
 
 
@@ -331,7 +332,7 @@ def _bench(args) -> int:
 _COMMANDS = {"bench": _bench, "keygen": _keygen, "provision": _provision, "run": _run, "verify": _verify,
              "export": _export, "demo": _demo, "intake": _intake, "group": _group, "vehicle": _vehicle,
              "offload": offload_command.run, "pod": pod_command.run,
-             "world": world_command.run}
+             "world": world_command.run, "install-service": service.run}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -92,7 +92,13 @@ def _with_radios(board, device_dir: str, clock):
 
 
 def run_on_pi(args, identity: Identity, policy: Policy) -> int:
-    """The firmware until SIGTERM/SIGINT; `bwc run` has checked the device directory and holds its lock."""
+    """The firmware until SIGTERM/SIGINT; `bwc run` has checked the device directory and holds its lock.
+    Under systemd (Type=notify, docs/pi.md#systemd) it says READY once buffering, and feeds
+    the watchdog only while the pipeline is healthy (device/health.py)."""
+    from device.firmware import BootError
+    from tools.pi_service import ServiceWatchdog
+    from tools.sdnotify import SdNotify
+
     config = load_pi_config(os.path.join(args.device, PI_CONFIG_FILE))
     storage = DirectoryStorage(args.storage or os.path.join(args.device, "storage"))
     clock = RealClock()
@@ -100,16 +106,29 @@ def run_on_pi(args, identity: Identity, policy: Policy) -> int:
     board, member, peers = _with_radios(board, args.device, clock)
     firmware = Firmware(board, identity, policy, assets=load_assets(args.device, policy.announce_languages),
                         group=member, group_peers=peers)
+    service = ServiceWatchdog(firmware, SdNotify())
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    firmware.boot()
-    print(f"recording policy loaded; buffering {policy.pre_event_s:g} s (stop with SIGTERM)", flush=True)
+    try:
+        firmware.boot()
+    except BootError as exc:
+        print(f"bwc run --hal pi: {exc}", file=sys.stderr)
+        return 1
+    for problem in firmware.boot_problems:   # the monitor retries these parts (FLT-1)
+        print(f"bwc run --hal pi: {problem}; retrying with back-off", file=sys.stderr)
+    note = f"buffering {policy.pre_event_s:g} s"
+    if not board.battery.present:
+        note += "; no battery gauge (battery = \"none\"): battery warnings are off"
+    print(f"recording policy loaded; {note} (stop with SIGTERM)", flush=True)
+    service.ready(note)
     try:
         # Timers (gestures, indicator pulses) run on this thread inside wait_until.
         while not stop.is_set() and firmware.failure is None and firmware.shutdown_source is None:
+            service.tick(clock.monotonic_us())
             clock.wait_until(clock.monotonic_us() + _TICK_US)
     finally:
+        service.stopping()
         firmware.shutdown("shutdown")   # does nothing if the firmware already shut down
     if firmware.shutdown_source == "battery_critical":
         print("bwc run: the battery reached its critical level; the event was closed and the camera "

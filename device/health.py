@@ -1,0 +1,40 @@
+"""Is the recording pipeline healthy? What the service watchdog is fed on (docs/pi.md#watchdog).
+
+systemd restarts the firmware when it stops saying WATCHDOG=1. A restart is the cure for a
+process that cannot help itself (a hung loop, a dead writer, a camera stack wedged inside
+the kernel) and a harm for one that can: it ends an open event and costs seconds of media.
+So the watchdog is fed while the firmware's own loops run and every part is either
+delivering or being recovered in-process:
+- a camera or microphone that stopped delivering (a pulled cord) is reopened by the
+  monitor with back-off while the other track keeps recording (FLT-1): still fed;
+- a camera whose stop() could not finish (Camera.stuck(): threads blocked inside the camera
+  stack) can only come back in a new process: not fed while buffering; while recording,
+  audio is the evidence being made, so feeding goes on until the event ends;
+- the monitor not ticking, the writer thread dead, or no media reaching the card for
+  COMMIT_STALL_RESTART_S while recording (the writer is wedged): not fed.
+"""
+from __future__ import annotations
+
+from device.states import State
+
+MONITOR_STALE_US = 2_000_000        # the monitor ticks every 100 ms
+COMMIT_STALL_RESTART_S = 10.0       # well past the commit_stall alert (flush interval + ~1.5 s)
+
+
+def pipeline_problem(firmware, now_us: int) -> str | None:
+    """None while healthy; else one line saying why the watchdog must not be fed."""
+    if firmware.failure is not None:
+        return f"the firmware failed: {firmware.failure}"
+    monitor, writer, recorder = firmware.monitor, firmware.writer, firmware.recorder
+    if monitor is None or writer is None or recorder is None:
+        return "not booted"
+    if monitor.last_tick_us is None or now_us - monitor.last_tick_us > MONITOR_STALE_US:
+        return "the health monitor has stopped running"
+    if not writer.alive():
+        return "the writer thread is dead"
+    age_us = monitor.commit_age_us(now_us)
+    if age_us is not None and age_us > COMMIT_STALL_RESTART_S * 1e6:
+        return f"no media has reached the card for {age_us / 1e6:.0f} s while recording"
+    if firmware.board.camera.stuck() and recorder.state is not State.RECORDING:
+        return "the camera stack is wedged (a stop did not finish); a restart reopens it"
+    return None
