@@ -59,9 +59,10 @@ def diagnose(args, probe: Probe | None = None) -> list[Result]:
         checks.append(("ntp", lambda: common.check_ntp(probe)))
     if ctx.device:
         checks.append(("keys", lambda: common.check_keys(probe, ctx.device)))
-    if args.hal == "sim":
+    if ctx.device:
+        # bwc run loads the notices before the firmware starts (both boards): a bad file stops it.
         checks.append(("announce", lambda: _announce(ctx)))
-    else:
+    if args.hal == "pi":
         checks += [("battery", lambda: _with_config(ctx, "battery", lambda c: pi.check_battery(probe, c))),
                    ("systemd", lambda: common.check_systemd(probe))]
     try:
@@ -176,11 +177,16 @@ def format_text(results: list[Result]) -> str:
 
 
 def run(args, probe: Probe | None = None) -> int:
-    from tools.cli import UsageError
+    # Printed here, not raised as tools.cli.UsageError: under `python -m tools.cli` that class
+    # lives in __main__, and an import of tools.cli would make a second, uncaught one.
+    problem = None
     if args.hal == "sim" and not args.device:
-        raise UsageError("--hal sim checks a provisioned device: give --device DEVICE_DIR")
-    if args.device and not os.path.isdir(args.device):
-        raise UsageError(f"--device {args.device}: not a directory")
+        problem = "--hal sim checks a provisioned device: give --device DEVICE_DIR"
+    elif args.device and not os.path.isdir(args.device):
+        problem = f"--device {args.device}: not a directory"
+    if problem:
+        print(f"bwc doctor: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     results = diagnose(args, probe)
     if args.json:
         print(json.dumps([r.to_json() for r in results], indent=2))

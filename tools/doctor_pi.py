@@ -305,7 +305,7 @@ def _capture_probe(probe: Probe, config) -> Result:
 def _alsa_reason(stderr: str) -> str:
     # ALSA prints a cascade of config-evaluation lines; the telling one names the PCM or card.
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    for marker in ("Unknown PCM", "cannot find card", "Device or resource busy", "Invalid argument"):
+    for marker in ("cannot find card", "Unknown PCM", "Device or resource busy", "Invalid argument"):
         for line in lines:
             if marker in line:
                 return line.split(") ", 1)[-1] if line.startswith("ALSA lib") else line
