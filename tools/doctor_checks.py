@@ -303,14 +303,17 @@ def check_keys(probe: Probe, device_dir: str) -> Result:
     if os.path.join(device_dir, SIGNING_KEY_FILE) not in files:
         return fail(name, f"no {SIGNING_KEY_FILE} in {device_dir}: provision the device (bwc provision)")
     uid = probe.uid()
-    problems = []
+    # The camera must hold no key that reads footage or speaks for the group (custodian.key,
+    # group.key, intake.key): only device.key is a secret of its own.
+    problems = [f"{os.path.join(device_dir, n)} is a secret key that does not belong on the camera; move it "
+                "offline" for n in sorted(os.listdir(device_dir)) if n.endswith(".key") and n != SIGNING_KEY_FILE]
     for path in files:
         st = os.stat(path)
         if st.st_mode & 0o077:
             problems.append(f"{path} is mode {stat.S_IMODE(st.st_mode):o} (readable by group/others; chmod 600)")
         elif st.st_uid != uid:
-            problems.append(f"{path} is owned by uid {st.st_uid}, not this user (uid {uid}); chown it to "
-                            "the user that runs bwc")
+            problems.append(f"{path} is owned by uid {st.st_uid}, not by the user running this check (uid "
+                            f"{uid}): run the doctor as the user that runs bwc, or chown the file to it")
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         return fail(name, problems[0] + more)

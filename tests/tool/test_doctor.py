@@ -132,7 +132,13 @@ def test_keys_must_be_private_and_owned_by_the_running_user(tmp_path, fresh_devi
     key = fresh_device.dir / "device.key"
     assert checks.check_keys(probe, str(fresh_device.dir)).status == OK
     wrong_owner = checks.check_keys(healthy_pi(tmp_path, uid=lambda: 4242), str(fresh_device.dir))
-    assert wrong_owner.status == FAIL and "not this user (uid 4242)" in wrong_owner.detail
+    assert wrong_owner.status == FAIL and "not by the user running this check (uid 4242)" in wrong_owner.detail
+    stray = fresh_device.dir / "custodian.key"
+    stray.write_text("x", encoding="ascii")
+    stray.chmod(0o600)
+    result = checks.check_keys(probe, str(fresh_device.dir))
+    assert result.status == FAIL and result.detail == f"{stray} is a secret key that does not belong on the camera; move it offline"
+    stray.unlink()
     os.chmod(key, 0o640)
     result = checks.check_keys(probe, str(fresh_device.dir))
     assert result.status == FAIL and result.detail == f"{key} is mode 640 (readable by group/others; chmod 600)"

@@ -44,7 +44,15 @@ def test_the_bookworm_numpy_abi_failure_is_named_plainly(tmp_path):
     assert "numpy ABI mismatch" in result.detail and "pip uninstall numpy" in result.detail
 
 
-def test_a_raw_import_error_from_an_older_backend_is_one_line(tmp_path):
+def test_the_numpy_abi_failure_is_named_even_when_it_escapes_the_loader_raw(tmp_path):
+    def load():   # an older load_picamera2_api caught only ImportError
+        raise ValueError("numpy.dtype size changed, may indicate binary incompatibility")
+
+    result, _ = pi.check_picamera2(dataclasses.replace(healthy_pi(tmp_path), load_picamera2_api=load))
+    assert result.status == FAIL and "numpy ABI mismatch" in result.detail
+
+
+def test_a_backend_unavailable_reason_is_its_first_line(tmp_path):
     def load():
         raise BackendUnavailable("picamera2 is not installed: apt install python3-picamera2\n(more)")
 
