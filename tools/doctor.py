@@ -34,7 +34,6 @@ class _Context:
         self.storage = args.storage or (os.path.join(args.device, "storage") if args.device else None)
         self.policy = Policy()
         self.policy_loaded = False
-        self.device_ok = False
         self.config = None
         self.api = None
         self.hardware_free = True   # False while a bwc run holds the device (and its camera, pins, mic)
@@ -49,7 +48,7 @@ def diagnose(args, probe: Probe | None = None) -> list[Result]:
     if args.hal == "pi":
         checks.append(("python", lambda: common.check_python(probe)))
     if ctx.device:
-        checks += [("device", lambda: _device(ctx)), ("policy", lambda: _policy(ctx))]
+        checks += [("device", lambda: common.check_device(ctx.device)), ("policy", lambda: _policy(ctx))]
     if args.hal == "pi":
         checks += _pi_checks(ctx, probe)
     checks += [("storage-fs", lambda: _storage(ctx, lambda d: common.check_storage_fs(probe, d), "storage-fs")),
@@ -58,10 +57,8 @@ def diagnose(args, probe: Probe | None = None) -> list[Result]:
     if args.hal == "pi":
         checks.append(("ntp", lambda: common.check_ntp(probe)))
     if ctx.device:
-        checks.append(("keys", lambda: common.check_keys(probe, ctx.device)))
-    if ctx.device:
         # bwc run loads the notices before the firmware starts (both boards): a bad file stops it.
-        checks.append(("announce", lambda: _announce(ctx)))
+        checks += [("keys", lambda: common.check_keys(probe, ctx.device)), ("announce", lambda: _announce(ctx))]
     if args.hal == "pi":
         checks += [("battery", lambda: _with_config(ctx, "battery", lambda c: pi.check_battery(probe, c))),
                    ("systemd", lambda: common.check_systemd(probe))]
@@ -70,12 +67,6 @@ def diagnose(args, probe: Probe | None = None) -> list[Result]:
     finally:
         if ctx.lock is not None:
             ctx.lock.release()
-
-
-def _device(ctx: _Context) -> Result:
-    result = common.check_device(ctx.device)
-    ctx.device_ok = True
-    return result
 
 
 def _policy(ctx: _Context) -> Result:
@@ -123,9 +114,13 @@ def _pi_checks(ctx: _Context, probe: Probe) -> list:
         return result
 
     def lock() -> Result:
-        from hal.devicelock import DeviceBusyError, DeviceLock
+        from hal.devicelock import LOCK_FILE, DeviceBusyError, DeviceLock
         if ctx.device is None:
             return pi.not_checked("device-lock", "no --device")
+        if not os.path.exists(os.path.join(ctx.device, LOCK_FILE)):
+            # Never run, so not running. Not created here: made by a doctor run as root, the
+            # lock file would be root's, and the service's own user could not open it.
+            return common.ok("device-lock", f"{ctx.device} has never run (no {LOCK_FILE})")
         held = DeviceLock(ctx.device)
         try:
             held.acquire()

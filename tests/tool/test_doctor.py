@@ -17,7 +17,7 @@ from hal.devicelock import DeviceLock
 from hal.media import AudioFormat, VideoFormat
 from tools import doctor
 from tools import doctor_checks as checks
-from tools.doctor_checks import FAIL, OK, WARN, Probe, Ran, fail, ok
+from tools.doctor_checks import FAIL, OK, WARN, Ran, fail, ok
 
 VIDEO = VideoFormat(width=1920, height=1080, fps=30, keyframe_interval_s=1.0, bitrate_bps=10_000_000)
 AUDIO = AudioFormat()
@@ -195,6 +195,29 @@ def test_while_bwc_run_holds_the_device_its_hardware_is_not_probed(tmp_path, fre
     assert "arecord" not in [call[0] for call in probe.run.calls]
 
 
+def test_the_doctor_holds_the_device_while_it_probes(tmp_path, fresh_device, capsys):
+    from hal.devicelock import DeviceBusyError
+    with DeviceLock(str(fresh_device.dir)):          # a run that ended: run.lock stays behind, unheld
+        pass
+    api, _ = make_camera_api(libav=True)
+    seen = []
+
+    def load():
+        try:
+            with DeviceLock(str(fresh_device.dir)):
+                seen.append("free")
+        except DeviceBusyError:
+            seen.append("held")
+        return api
+
+    code = doctor.run(args("pi", fresh_device.dir), healthy_pi(tmp_path, uid=os.geteuid, load_picamera2_api=load))
+    found = lines_of(capsys.readouterr().out)
+    assert code == 0 and seen == ["held"]
+    assert found["device-lock"] == (OK, f"{fresh_device.dir} is not running; the doctor holds it while probing")
+    with DeviceLock(str(fresh_device.dir)):          # and lets go at the end
+        pass
+
+
 def test_a_bad_pi_toml_is_one_fail_line_and_the_checks_that_need_it_wait(tmp_path, fresh_device, capsys):
     write(fresh_device.dir, "pi.toml", "buzzer_pin = true\n")
     code = doctor.run(args("pi", fresh_device.dir), healthy_pi(tmp_path, uid=os.geteuid))
@@ -255,12 +278,15 @@ def test_usage_errors_are_one_line_and_exit_2(bwc, argv, message):
     assert (r.returncode, r.stdout, r.stderr) == (2, "", message)
 
 
-def test_doctor_pi_on_this_machine_says_what_is_missing_without_a_traceback(bwc, blank_device):
+def test_doctor_pi_on_this_machine_says_what_is_missing_without_a_traceback(bwc, blank_device, snapshot):
+    before = snapshot(blank_device.dir)
     # This machine is no Pi (no picamera2, no lgpio): the real probe must say so, line by line.
     r = bwc("doctor", "--hal", "pi", "--device", blank_device.dir, "--json")
     report = {e["check"]: e for e in json.loads(r.stdout)}
     assert r.returncode == 1, str(r)
     assert report["picamera2"]["status"] == FAIL and "python3-picamera2" in report["picamera2"]["detail"]
     assert report["camera"]["status"] == WARN
-    assert report["device-lock"]["status"] == OK
+    assert report["device-lock"] == {"check": "device-lock", "status": OK, "blocking": False,
+                                     "detail": f"{blank_device.dir} has never run (no run.lock)"}
     assert report["keys"]["status"] == OK and report["announce"]["status"] == OK
+    assert snapshot(blank_device.dir) == before   # the doctor changes nothing in the device directory
