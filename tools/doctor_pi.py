@@ -53,14 +53,22 @@ def check_picamera2(probe: Probe):
                                      "was built for; remove it (.venv/bin/pip uninstall numpy) or reinstall with "
                                      "the constraints in docs/pi.md#install"), None
         return fail("picamera2", str(exc).splitlines()[0] or type(exc).__name__), None
-    return ok("picamera2", f"picamera2 imports ({_module_of(api.Picamera2)})"), api
+    return ok("picamera2", f"picamera2 {_version()} imports ({_module_of(api.Picamera2)})"), api
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("picamera2")
+    except PackageNotFoundError:
+        return "(version unknown)"
 
 
 def _module_of(cls) -> str:
-    module = getattr(cls, "__module__", "?")
+    # Where it came from tells the apt package (/usr/lib/python3/dist-packages) from a pip copy.
     import sys
-    path = getattr(sys.modules.get(module), "__file__", None)
-    return path or module
+    module = getattr(cls, "__module__", "?")
+    return getattr(sys.modules.get(module), "__file__", None) or module
 
 
 def check_camera(probe: Probe, api, config) -> list[Result]:

@@ -245,7 +245,9 @@ def test_doctor_sim_json(bwc, blank_device):
     report = json.loads(r.stdout)
     assert r.returncode == 0
     assert [e["check"] for e in report][:2] == ["device", "policy"]
-    assert {(e["status"], e["blocking"]) for e in report} == {(OK, False)}
+    # storage-fs may warn where the test's tmp directory is on overlayfs or tmpfs (a CI container).
+    assert {(e["status"], e["blocking"]) for e in report if e["check"] != "storage-fs"} == {(OK, False)}
+    assert not any(e["blocking"] for e in report)
 
 
 def test_doctor_sim_finds_a_readable_key_and_a_broken_notice(bwc, fresh_device):
@@ -282,11 +284,30 @@ def test_doctor_pi_on_this_machine_says_what_is_missing_without_a_traceback(bwc,
     before = snapshot(blank_device.dir)
     # This machine is no Pi (no picamera2, no lgpio): the real probe must say so, line by line.
     r = bwc("doctor", "--hal", "pi", "--device", blank_device.dir, "--json")
-    report = {e["check"]: e for e in json.loads(r.stdout)}
-    assert r.returncode == 1, str(r)
-    assert report["picamera2"]["status"] == FAIL and "python3-picamera2" in report["picamera2"]["detail"]
-    assert report["camera"]["status"] == WARN
+    entries = json.loads(r.stdout)
+    report = {e["check"]: e for e in entries}
+    assert r.returncode == (1 if any(e["blocking"] for e in entries) else 0), str(r)
+    assert all("\n" not in e["detail"] for e in entries)
+    if report["picamera2"]["status"] == FAIL:   # no picamera2 here: the camera checks wait for it
+        assert "python3-picamera2" in report["picamera2"]["detail"] and report["camera"]["status"] == WARN
     assert report["device-lock"] == {"check": "device-lock", "status": OK, "blocking": False,
                                      "detail": f"{blank_device.dir} has never run (no run.lock)"}
     assert report["keys"]["status"] == OK and report["announce"]["status"] == OK
     assert snapshot(blank_device.dir) == before   # the doctor changes nothing in the device directory
+
+
+def test_the_bookworm_numpy_abi_failure_end_to_end(bwc, blank_device, tmp_path, monkeypatch):
+    # A picamera2 that fails to import the way Bookworm's does when a pip numpy 2.x shadows
+    # the system numpy its simplejpeg was built for (issue 9, item 1).
+    package = tmp_path / "shadow" / "picamera2"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(
+        'raise ValueError("numpy.dtype size changed, may indicate binary incompatibility. '
+        'Expected 96 from C header, got 88 from PyObject")\n', encoding="utf-8")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "shadow"))
+    r = bwc("doctor", "--hal", "pi", "--device", blank_device.dir)
+    found = lines_of(r.stdout)
+    assert r.returncode == 1, str(r)
+    assert found["picamera2"][0] == FAIL
+    assert found["picamera2"][1].startswith("picamera2 cannot import: numpy ABI mismatch (`numpy.dtype size changed`)")
+    assert found["camera"] == (WARN, "not checked: picamera2 does not import")
