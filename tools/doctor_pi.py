@@ -50,8 +50,8 @@ def check_picamera2(probe: Probe):
         if "numpy.dtype size changed" in text or "numpy" in text and "binary incompatib" in text:
             return fail("picamera2", "picamera2 cannot import: numpy ABI mismatch (`numpy.dtype size changed`): "
                                      "a pip numpy in the venv shadows the system numpy that python3-simplejpeg "
-                                     "was built for; remove it (.venv/bin/pip uninstall numpy) or reinstall with "
-                                     "the constraints in docs/pi.md#install"), None
+                                     "was built for; reinstall with deploy/pi-install.sh (it pins the system's "
+                                     "numpy) or remove the venv's copy (pip uninstall numpy)"), None
         return fail("picamera2", str(exc).splitlines()[0] or type(exc).__name__), None
     return ok("picamera2", f"picamera2 {_version()} imports ({_module_of(api.Picamera2)})"), api
 
@@ -125,7 +125,8 @@ def board_model(probe: Probe) -> str:
 
 
 def encoder_kind(api, config) -> str:
-    """"v4l2" or "libav": PiCamera's own answer when it gives one, else the class picamera2 picked."""
+    """"v4l2", "libav" or "unknown": PiCamera's own answer when it gives one, else the class
+    picamera2 bound to H264Encoder (its V4L2 encoder on VC4 boards, LibavH264Encoder otherwise)."""
     try:
         from hal.pi.camera import PiCamera
         from hal.realclock import RealClock
@@ -141,13 +142,15 @@ def encoder_kind(api, config) -> str:
             return "libav" if "libav" in kind.lower() else "v4l2"
     except Exception:  # noqa: BLE001 - fall back to the class itself
         pass
-    # picamera2.encoders binds H264Encoder to LibavH264Encoder on boards without the VC4 encoder.
-    names = [c.__name__ for c in getattr(api.H264Encoder, "__mro__", (api.H264Encoder,))]
-    return "libav" if any("Libav" in n for n in names) else "v4l2"
+    names = {c.__name__ for c in getattr(api.H264Encoder, "__mro__", ())}
+    return "v4l2" if "V4L2Encoder" in names else "libav" if "LibavH264Encoder" in names else "unknown"
 
 
 def check_encoder(probe: Probe, api, config) -> Result:
     kind = encoder_kind(api, config)
+    if kind == "unknown":
+        return warn("encoder", f"picamera2's H264Encoder ({getattr(api.H264Encoder, '__name__', '?')}) is "
+                               "neither its V4L2 nor its libav encoder")
     model = board_model(probe)
     pi5 = bool(re.search(r"Raspberry Pi 5|Compute Module 5", model))
     board = model or "an unknown board (no /proc/device-tree/model)"

@@ -52,7 +52,10 @@ def make_camera_api(cameras=({"Model": "imx708", "Id": "/base/axi/pcie@120000/rp
     class LibavH264Encoder(Encoder):
         pass
 
-    class H264Encoder(Encoder):
+    class V4L2Encoder(Encoder):
+        pass
+
+    class H264Encoder(V4L2Encoder):   # picamera2.encoders.h264_encoder: the VC4 hardware encoder
         pass
 
     class Output:

@@ -118,6 +118,13 @@ def test_encoder_kind_matches_the_board(tmp_path, model, libav, status, words):
     assert result.status == status and words in result.detail
 
 
+def test_an_encoder_of_neither_kind_is_a_warning(tmp_path):
+    api, _ = make_camera_api()
+    api.H264Encoder = type("MysteryEncoder", (), {})
+    result = pi.check_encoder(healthy_pi(tmp_path), api, DEFAULT)
+    assert result.status == WARN and "(MysteryEncoder) is neither" in result.detail
+
+
 # -- GPIO --------------------------------------------------------------------------------------------------
 def test_every_configured_pin_is_claimed_and_released(tmp_path):
     factory = MockFactory()
