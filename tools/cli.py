@@ -7,6 +7,7 @@ import os
 import sys
 import time
 
+from tools import doctor as doctor_command
 from tools import pod_command, service, world_command
 from tools.offload import command as offload_command
 
@@ -101,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     pod_command.add_parser(sub)
     world_command.add_parser(sub)
     service.add_parser(sub)
+    doctor_command.add_parser(sub)
     return p
 
 
@@ -332,7 +334,7 @@ def _bench(args) -> int:
 _COMMANDS = {"bench": _bench, "keygen": _keygen, "provision": _provision, "run": _run, "verify": _verify,
              "export": _export, "demo": _demo, "intake": _intake, "group": _group, "vehicle": _vehicle,
              "offload": offload_command.run, "pod": pod_command.run,
-             "world": world_command.run, "install-service": service.run}
+             "world": world_command.run, "install-service": service.run, "doctor": doctor_command.run}
 
 if __name__ == "__main__":
     sys.exit(main())
