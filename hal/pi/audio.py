@@ -1,15 +1,20 @@
-"""ALSA microphone and speaker (HAL-2).
+"""ALSA microphone and speaker (HAL-2), both through alsa-utils.
 
 The microphone splits into pure parts that are unit-tested on any machine -
 SampleClock (sample index -> monotonic µs), AacEncoder (PCM -> raw AAC-LC via
 PyAV's native "aac") and MicPipeline (both together, PCM in, MediaPackets out)
-- and a thin ALSA edge, PiMicrophone, that reads PCM with
-av.open(device, format="alsa") on one named thread and feeds the pipeline.
+- and a thin ALSA edge, PiMicrophone, that reads S16_LE mono PCM from an
+`arecord` process (hal/pi/alsa_capture.py) on one named thread and feeds the
+pipeline. PyAV only encodes: its ALSA input cannot open any device from the
+PyPI wheel (its bundled libasound looks for its configuration and plugins in
+the wheel's build tree), and even with ALSA_CONFIG_DIR set it cannot load the
+system's plugins (PipeWire's `default` on Raspberry Pi OS desktop). arecord
+uses the system's libasound and configuration, as aplay does for the speaker.
 
-The speaker pipes raw S16_LE into `aplay` (alsa-utils, present on every
-Raspberry Pi OS image), one process per clip, on one named worker thread. That
-is simpler and sturdier than an output container: aplay owns ALSA's
-period/underrun handling, and a wedged clip is a process we can see and kill.
+The speaker pipes raw S16_LE into `aplay`, one process per clip, on one named
+worker thread. That is simpler and sturdier than an output container: aplay
+owns ALSA's period/underrun handling, and a wedged clip is a process we can
+see and kill.
 """
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ import shutil
 import subprocess
 import threading
 from fractions import Fraction
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
@@ -27,6 +32,8 @@ from hal.clock import Clock
 from hal.media import AudioFormat, MediaPacket, PacketSink
 from hal.microphone import Microphone
 from hal.pi import BackendUnavailable
+from hal.pi.alsa_capture import (DEFAULT_OPEN_TIMEOUT_S, PERIOD_TIME_US, ArecordStream, CaptureFailed,
+                                 alsa_reason)
 from hal.speaker import Speaker
 
 _log = logging.getLogger(__name__)
@@ -166,16 +173,36 @@ class MicPipeline:
 
 
 class PiMicrophone(Microphone):
-    """ALSA capture on thread "openbwc-mic"; the sink is called on that thread."""
+    """ALSA capture through `arecord` (hal/pi/alsa_capture.py says why), on thread
+    "openbwc-mic"; the sink is called on that thread.
+
+    start() returns only once audio is flowing, or raises BackendUnavailable in
+    one line naming the device and ALSA's reason. If arecord dies while running,
+    the thread logs one line and ends, and packets stop: the firmware's monitor
+    reports mic_lost and restarts capture with stop(); start().
+    """
 
     def __init__(self, alsa_device: str, clock: Clock, *, sample_rate_hz: int = 48_000,
-                 bitrate_bps: int = 64_000) -> None:
+                 bitrate_bps: int = 64_000, arecord_path: str = "arecord",
+                 open_timeout_s: float = DEFAULT_OPEN_TIMEOUT_S, stop_timeout_s: float = 1.0,
+                 resync_threshold_us: int = DEFAULT_RESYNC_THRESHOLD_US) -> None:
+        resolved = shutil.which(arecord_path)
+        if resolved is None:
+            raise BackendUnavailable(f"{arecord_path!r} not found: the Pi microphone needs alsa-utils "
+                                     "(apt install alsa-utils)")
+        self._arecord = resolved
         self._device = alsa_device
         self._clock = clock
         self._format = AudioFormat(sample_rate_hz=sample_rate_hz, channels=1, bitrate_bps=bitrate_bps)
-        # (capture thread, its stop flag) while started; one flag per session, so a
-        # thread that outlived stop() cannot be revived by a restart.
-        self._session: tuple[threading.Thread, threading.Event] | None = None
+        self._open_timeout_s = open_timeout_s
+        self._stop_timeout_s = stop_timeout_s
+        self._resync_threshold_us = resync_threshold_us
+        # One block per arecord period, so a block's read returns when its last
+        # sample has just been captured: what SampleClock assumes.
+        self._block_bytes = 2 * sample_rate_hz * PERIOD_TIME_US // 1_000_000
+        # (thread, its stop flag, its arecord) while started; one flag per session,
+        # so a thread that outlived stop() cannot be revived by a restart.
+        self._session: tuple[threading.Thread, threading.Event, ArecordStream] | None = None
 
     @property
     def audio_format(self) -> AudioFormat:
@@ -184,61 +211,67 @@ class PiMicrophone(Microphone):
     def start(self, sink: PacketSink) -> None:
         if self._session is not None:
             raise RuntimeError("PiMicrophone.start() called while already started")
-        import av
-
         # Opened here, on the caller's thread, so a missing device is an error
         # the caller sees, not a traceback on a background thread.
         try:
-            container = av.open(self._device, format="alsa", options={
-                "sample_rate": str(self._format.sample_rate_hz), "channels": "1"})
-        except Exception as exc:
-            raise BackendUnavailable(f"ALSA capture device {self._device!r} did not open: {exc}") from exc
+            capture = ArecordStream(self._arecord, self._device, self._format.sample_rate_hz,
+                                    open_timeout_s=self._open_timeout_s, on_warning=self._overrun)
+        except (CaptureFailed, OSError) as exc:
+            raise BackendUnavailable(f"ALSA capture device {self._device!r} did not open: {exc}") from None
         stopping = threading.Event()
-        thread = threading.Thread(target=self._run, args=(container, MicPipeline(self._format), sink, stopping),
+        pipeline = MicPipeline(self._format, self._resync_threshold_us)
+        thread = threading.Thread(target=self._run, args=(capture, pipeline, sink, stopping),
                                   name="openbwc-mic", daemon=True)
         thread.start()
-        self._session = (thread, stopping)
+        self._session = (thread, stopping, capture)
 
-    def _run(self, container: Any, pipeline: MicPipeline, sink: PacketSink, stopping: threading.Event) -> None:
+    def _run(self, capture: ArecordStream, pipeline: MicPipeline, sink: PacketSink,
+             stopping: threading.Event) -> None:
         try:
-            for frame in container.decode(audio=0):
+            while (block := capture.read(self._block_bytes, stopping.is_set)) is not None:
                 read_done_us = self._clock.monotonic_us()
-                if frame.format.name != "s16" or len(frame.layout.channels) != 1:
-                    raise BackendUnavailable(f"ALSA device {self._device!r} delivered {frame.format.name} "
-                                             f"{frame.layout.name}, not s16 mono; use a plughw: device")
-                pcm = frame.to_ndarray().reshape(-1)  # packed s16 mono: one row of int16
-                for packet in pipeline.feed(pcm, read_done_us):
+                for packet in pipeline.feed(np.frombuffer(block, "<i2").astype(np.int16), read_done_us):
                     sink(packet)
-                if stopping.is_set():
-                    break
-            for packet in pipeline.flush():
-                sink(packet)
-        except Exception:
-            _log.exception("microphone %r failed; no audio until it is restarted", self._device)
-            raise
+            if stopping.is_set():
+                for packet in pipeline.flush():
+                    sink(packet)
+            else:
+                _log.error("microphone %r lost: %s; no audio until it is restarted",
+                           self._device, capture.exit_reason())
+        except Exception as exc:  # noqa: BLE001 - one line for the wearer's log, never a dead thread's traceback
+            _log.error("microphone %r failed: %s; no audio until it is restarted", self._device, exc)
+            _log.debug("microphone failure", exc_info=True)
         finally:
-            container.close()
+            capture.terminate(self._stop_timeout_s)
+            capture.close()
+
+    def _overrun(self, line: str) -> None:
+        # Samples were lost; SampleClock re-anchors across the gap.
+        _log.warning("microphone %r: ALSA %s", self._device, line)
 
     def stop(self) -> None:
+        """Stop capture within about 2 x stop_timeout_s, even if ALSA is wedged."""
         session, self._session = self._session, None
         if session is None:
             return
-        thread, stopping = session
+        thread, stopping, capture = session
         stopping.set()
-        # An ALSA read returns every period (tens of ms), so this is quick.
-        thread.join(timeout=2.0)
+        capture.terminate(self._stop_timeout_s)
+        thread.join(timeout=self._stop_timeout_s)
         if thread.is_alive():
-            _log.error("microphone thread did not stop within 2 s (ALSA read blocked?)")
+            _log.error("microphone thread did not stop within %.1f s (its packet sink is blocked?)",
+                       self._stop_timeout_s)
 
 
 class PiSpeaker(Speaker):
     """Plays clips in order through `aplay`, on thread "openbwc-speaker"."""
 
-    def __init__(self, alsa_device: str, *, aplay_path: str = "aplay") -> None:
+    def __init__(self, alsa_device: str, *, aplay_path: str = "aplay", stall_grace_s: float = 5.0) -> None:
         resolved = shutil.which(aplay_path)
         if resolved is None:
             raise BackendUnavailable(f"{aplay_path!r} not found: the Pi speaker needs alsa-utils "
                                      "(apt install alsa-utils)")
+        self._stall_grace_s = stall_grace_s
         self._argv = [resolved, "-q", "-D", alsa_device, "-t", "raw", "-f", "S16_LE", "-c", "1"]
         self._clips: queue.Queue[tuple[bytes, int] | None] = queue.Queue()
         self._lock = threading.Lock()
@@ -275,13 +308,13 @@ class PiSpeaker(Speaker):
         while (clip := self._clips.get()) is not None:
             data, rate_hz = clip
             # A busy or vanished device can wedge aplay; give up a few seconds after the clip's end.
-            timeout_s = len(data) / 2 / rate_hz + 5.0
+            timeout_s = len(data) / 2 / rate_hz + self._stall_grace_s
             try:
                 result = subprocess.run(self._argv + ["-r", str(rate_hz)], input=data, timeout=timeout_s,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
                 if result.returncode != 0:
                     self._fail(f"aplay exited {result.returncode}: "
-                               f"{result.stderr.decode(errors='replace').strip()}")
+                               f"{alsa_reason(result.stderr.decode(errors='replace'))}")
             except subprocess.TimeoutExpired:
                 self._fail(f"aplay still running {timeout_s:.1f} s after starting a clip; killed")
             except OSError as exc:
@@ -294,3 +327,23 @@ class PiSpeaker(Speaker):
         # Logged loudly and kept; raising here would kill the worker and every later cue.
         self.last_error = message
         _log.error("speaker: %s", message)
+
+
+def probe_playback(device: str, *, aplay_path: str = "aplay", timeout_s: float = 2.0) -> str | None:
+    """None if `device` accepts S16_LE mono through aplay now, else why not in one line (for `bwc doctor`).
+
+    Plays 10 ms of silence: nothing a bystander hears.
+    """
+    resolved = shutil.which(aplay_path)
+    if resolved is None:
+        return f"{aplay_path!r} not found (apt install alsa-utils)"
+    argv = [resolved, "-q", "-D", device, "-t", "raw", "-f", "S16_LE", "-c", "1", "-r", "48000"]
+    try:
+        result = subprocess.run(argv, input=bytes(960), timeout=timeout_s, capture_output=True, check=False)
+    except subprocess.TimeoutExpired:
+        return f"aplay still running {timeout_s:g} s after 10 ms of silence; killed"
+    except OSError as exc:
+        return f"aplay could not run: {exc}"
+    if result.returncode != 0:
+        return f"aplay exited {result.returncode}: {alsa_reason(result.stderr.decode(errors='replace'))}"
+    return None

@@ -1,12 +1,11 @@
-"""The pure parts of the Pi audio backend, and the speaker through a stand-in `aplay`.
-
-ALSA itself cannot be exercised here; everything between an ALSA read and a
-MediaPacket (timestamps, AAC encoding) is, with real PyAV codecs.
+"""The pure parts of the Pi audio backend: everything between an ALSA read and a
+MediaPacket (timestamps, AAC encoding, with real PyAV codecs) and the reading of
+ALSA's error text. The ALSA edges themselves run against real ALSA in
+test_pi_alsa.py.
 """
 from __future__ import annotations
 
 import os
-import sys
 from fractions import Fraction
 
 import av
@@ -15,6 +14,7 @@ import pytest
 
 from hal.media import AudioFormat
 from hal.pi import BackendUnavailable
+from hal.pi.alsa_capture import alsa_reason
 from hal.pi.audio import AacEncoder, MicPipeline, PiMicrophone, PiSpeaker, SampleClock
 from simulator.clock import VirtualClock
 
@@ -136,67 +136,35 @@ def test_pipeline_emits_timestamped_aac_packets():
     assert len(decode([(i, p.data) for i, p in zip(range(-1024, 10**9, 1024), packets)])) == len(packets)
 
 
-# ---- the ALSA edges ----------------------------------------------------------------
+# ---- ALSA's words, one line -------------------------------------------------------
 
-def test_microphone_names_a_device_that_does_not_open():
-    microphone = PiMicrophone("hw:CARD=NoSuchCard,DEV=0", VirtualClock())
-    assert microphone.audio_format == AudioFormat(sample_rate_hz=48_000, channels=1, bitrate_bps=64_000)
-    with pytest.raises(BackendUnavailable, match="ALSA capture device 'hw:CARD=NoSuchCard,DEV=0' did not open"):
-        microphone.start(lambda packet: None)
-
-
-@pytest.fixture
-def fake_aplay(tmp_path):
-    """An executable that behaves like `aplay` reading stdin: records argv and bytes, waits for 'go'."""
-    script = tmp_path / "aplay"
-    script.write_text(f"""#!{sys.executable}
-import os, sys, time
-out = {str(tmp_path)!r}
-while not os.path.exists(os.path.join(out, "go")):
-    time.sleep(0.005)
-data = sys.stdin.buffer.read()
-n = len(os.listdir(out))
-open(os.path.join(out, f"clip{{n}}.raw"), "wb").write(data)
-open(os.path.join(out, f"clip{{n}}.argv"), "w").write("\\n".join(sys.argv[1:]))
-if os.path.exists(os.path.join(out, "fail")):
-    sys.stderr.write("aplay: main:831: audio open error: Device or resource busy\\n")
-    sys.exit(1)
-""")
-    script.chmod(0o755)
-    return tmp_path
+def test_alsa_reason_puts_the_root_cause_first_in_one_line():
+    # What arecord 1.2.8 prints for `-D default` on a machine without a sound card.
+    stderr = """ALSA lib confmisc.c:855:(parse_card) cannot find card '0'
+ALSA lib conf.c:5180:(_snd_config_evaluate) function snd_func_card_inum returned error: No such file or directory
+ALSA lib pcm.c:2666:(snd_pcm_open_noupdate) Unknown PCM default
+arecord: main:831: audio open error: No such file or directory
+"""
+    assert alsa_reason(stderr) == "cannot find card '0' (audio open error: No such file or directory)"
+    assert alsa_reason("aplay: main:831: audio open error: Device or resource busy\n") == \
+        "audio open error: Device or resource busy"
+    assert alsa_reason("") == "no message from ALSA"
 
 
-def test_speaker_pipes_little_endian_s16_mono_to_aplay(fake_aplay):
-    speaker = PiSpeaker("plughw:CARD=Headphones", aplay_path=str(fake_aplay / "aplay"))
-    samples = np.array([0, 1, -1, 32767, -32768], dtype=np.int16)
-    speaker.play(samples, 16_000)
-    assert speaker.is_playing()
-    (fake_aplay / "go").touch()
-    speaker.close()                      # waits for queued clips
-    assert not speaker.is_playing()
-    raw = next(p for p in fake_aplay.iterdir() if p.suffix == ".raw").read_bytes()
-    assert raw == samples.astype("<i2").tobytes()
-    argv = next(p for p in fake_aplay.iterdir() if p.suffix == ".argv").read_text().split("\n")
-    assert argv == ["-q", "-D", "plughw:CARD=Headphones", "-t", "raw", "-f", "S16_LE", "-c", "1",
-                    "-r", "16000"]
-    assert speaker.last_error is None
+# ---- the alsa-utils the backends need ------------------------------------------------
 
-
-def test_speaker_reports_aplay_failure_and_keeps_working(fake_aplay, caplog):
-    (fake_aplay / "fail").touch()
-    (fake_aplay / "go").touch()
-    speaker = PiSpeaker("default", aplay_path=str(fake_aplay / "aplay"))
-    speaker.play(np.zeros(10, np.int16), 48_000)
-    speaker.play(np.zeros(10, np.int16), 48_000)
-    speaker.close()
-    assert "Device or resource busy" in speaker.last_error
-    assert sum("aplay exited 1" in r.message for r in caplog.records) == 2   # both clips were tried
-
-
-def test_speaker_refuses_bad_samples_and_a_missing_aplay(fake_aplay, tmp_path):
-    speaker = PiSpeaker("default", aplay_path=str(fake_aplay / "aplay"))
+def test_speaker_refuses_bad_samples():
+    speaker = PiSpeaker("default")
     with pytest.raises(ValueError, match="1-D int16"):
         speaker.play(np.zeros(10, np.float64), 48_000)
+    with pytest.raises(ValueError, match="positive"):
+        speaker.play(np.zeros(10, np.int16), 0)
     speaker.close()
-    with pytest.raises(BackendUnavailable, match="apt install alsa-utils"):
-        PiSpeaker("default", aplay_path=os.path.join(str(tmp_path), "no-aplay-here"))
+
+
+def test_missing_alsa_utils_is_one_line_with_the_install_advice(tmp_path):
+    nowhere = os.path.join(str(tmp_path), "not-installed")
+    with pytest.raises(BackendUnavailable, match=r"the Pi speaker needs alsa-utils \(apt install alsa-utils\)"):
+        PiSpeaker("default", aplay_path=nowhere)
+    with pytest.raises(BackendUnavailable, match=r"the Pi microphone needs alsa-utils \(apt install alsa-utils\)"):
+        PiMicrophone("default", VirtualClock(), arecord_path=nowhere)
