@@ -314,13 +314,9 @@ def _capture_probe(probe: Probe, config) -> Result:
 
 
 def _alsa_reason(stderr: str) -> str:
-    # ALSA prints a cascade of config-evaluation lines; the telling one names the PCM or card.
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    for marker in ("cannot find card", "Unknown PCM", "Device or resource busy", "Invalid argument"):
-        for line in lines:
-            if marker in line:
-                return line.split(") ", 1)[-1] if line.startswith("ALSA lib") else line
-    return _last_line(stderr)
+    # The same reading of ALSA's cascade of lines as the microphone backend's own errors.
+    from hal.pi.alsa_capture import alsa_reason
+    return alsa_reason(stderr)
 
 
 def _speaker_listed(probe: Probe, config) -> Result:
