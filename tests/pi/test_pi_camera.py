@@ -253,3 +253,46 @@ def test_an_encoder_that_cannot_open_names_the_step_and_the_next_start_is_fresh(
         "camera 0 did not start recording: starting the v4l2 H.264 encoder and the camera failed "
         "(FileNotFoundError: [Errno 2] No such file or directory: '/dev/video11')")
     assert record(camera, 3)[0].keyframe  # the failed session released the camera
+
+
+# ---- the packet contract ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def h264_frames() -> list[tuple[bytes, bool]]:
+    """Real access units from picamera2's V4L2 path: a keyframe, then a P frame."""
+    picamera2_env.configure(cameras=1, speedup=4)
+    packets = record(make_camera("v4l2"), 2)
+    return [(p.data, p.keyframe) for p in packets[:2]]
+
+
+def test_keyframe_without_sps_or_non_annexb_data_is_refused(h264_frames):
+    (keyframe, _), (delta, _) = h264_frames
+    check_annexb_access_unit(keyframe, True)
+    check_annexb_access_unit(delta, False)
+    idr_only = keyframe[keyframe.index(b"\x00\x00\x01\x65"):]  # from the IDR slice's start code on
+    with pytest.raises(PiCameraError, match="without SPS"):
+        check_annexb_access_unit(idr_only, True)
+    with pytest.raises(PiCameraError, match="not Annex B"):
+        check_annexb_access_unit(b"\x00\x00\x00\x20" + keyframe[4:], False)
+
+
+@pytest.mark.parametrize("frame, keyframe, timestamp, audio, cause", [
+    ("idr_only", True, 0, False, "keyframe without SPS/PPS"),
+    ("keyframe", True, None, False, "without a sensor timestamp"),
+    ("keyframe", True, 0, True, "delivered audio"),
+])
+def test_a_frame_breaking_the_contract_is_logged_once_and_the_session_drops_frames(
+        h264_frames, caplog, frame, keyframe, timestamp, audio, cause):
+    from types import SimpleNamespace
+
+    from hal.pi.camera import FrameConverter
+    data = h264_frames[0][0]
+    frames = {"keyframe": data, "idr_only": data[data.index(b"\x00\x00\x01\x65"):]}
+    received = []
+    converter = FrameConverter(received.append, SimpleNamespace(firsttimestamp=5), offset_us=0,
+                               frame_duration_us=33_333)
+    converter(frames[frame], keyframe, timestamp, audio)   # never raises into picamera2's thread
+    converter(data, True, 33_333, False)                   # a good frame after it is dropped too
+    assert received == [] and cause in converter.failure
+    assert [r.getMessage() for r in caplog.records if cause in r.getMessage()] != []
+    assert len(caplog.records) == 1
