@@ -175,7 +175,7 @@ def test_a_sink_that_raises_stops_frames_not_picamera2(encoder, caplog):
     assert len(calls) == 3, "frames kept coming after the callback failed: the monitor would not notice"
     began = time.monotonic()
     camera.stop()  # picamera2's threads are alive, so it stops promptly
-    assert time.monotonic() - began < 1.5 and not camera.stuck()
+    assert time.monotonic() - began < 2.0 and not camera.stuck()
     failures = [r for r in caplog.records if "recorder refused the packet" in r.getMessage()]
     assert len(failures) == 1 and "\n" not in failures[0].getMessage()
 
@@ -188,13 +188,13 @@ def test_a_camera_that_stops_delivering_is_seen_and_restarted(encoder, stub_came
     camera.start(received.append)
     wait_for(lambda: len(received) >= 3)
     stub_camera.stall()
-    time.sleep(0.2)  # frames in flight drain
+    time.sleep(0.3)  # frames in flight drain
     count = len(received)
     time.sleep(MONITOR_TIMEOUT_S + 0.1)
     assert len(received) == count
     began = time.monotonic()
     camera.stop()
-    assert time.monotonic() - began < 1.5 and not camera.stuck()
+    assert time.monotonic() - began < 2.0 and not camera.stuck()
     stub_camera.stall(False)
     assert record(camera, 5)[0].keyframe
 
@@ -206,7 +206,7 @@ def test_a_stop_that_never_returns_is_abandoned_and_reported_stuck(encoder, stub
     try:
         began = time.monotonic()
         camera.stop()
-        assert 0.5 <= time.monotonic() - began < 1.5
+        assert 0.5 <= time.monotonic() - began < 2.0
         assert camera.stuck()
         errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
         assert len(errors) == 1 and "did not return within 0.5 s" in errors[0] and "\n" not in errors[0]
