@@ -187,6 +187,12 @@ class Camera:
         for stream_config in config:
             stream_config.stream = Stream(stream_config)
         self._config = config
+        # The sensor mode in use bounds the frame rate, as the real pipeline handler reports.
+        if config.sensor_config is not None:
+            wanted = config.sensor_config.output_size
+            mode = min(self.spec.modes, key=lambda m: abs(m[1][0] - wanted.width) + abs(m[1][1] - wanted.height))
+            limits = self.controls[controls.FrameDurationLimits]
+            self.controls[controls.FrameDurationLimits] = ControlInfo(round(1e6 / mode[2]), limits.max, limits.default)
         return 0
 
     def create_request(self, cookie: int = 0) -> Request:
