@@ -1,9 +1,9 @@
 """PiCamera: picamera2's H.264 encoder feeding our own Output (HAL-2).
 
-picamera2 is injected as a `Picamera2Api` (its three classes we use), so tests
-pass a fake with the same signatures and this module never imports picamera2
-or libcamera on its own; load_picamera2_api() does that, once, when the Pi
-backend is chosen.
+picamera2 is injected as a `Picamera2Api` (its three classes we use), so this
+module never imports picamera2 or libcamera on its own; load_picamera2_api()
+does that, once, when the Pi backend is chosen. The tests run the real
+picamera2 0.3.38 on stub libcamera bindings (tests/pi/picamera2_env.py).
 
 Timestamps. picamera2 hands outputframe() a `timestamp` in µs *relative to the
 encoder's first frame*; the first frame's absolute sensor time (µs) is kept in
@@ -19,9 +19,24 @@ to back to get one offset, then map
 so each packet carries its *capture* time on Clock.monotonic_us(), with the
 sensor's spacing (no callback jitter, no encoder latency). That keeps video
 comparable with audio timestamps and with button edges (BUF-2, BENCH-1).
+
+Failures (issue 9). picamera2 calls our output on its own threads: the V4L2
+poll thread (Pi 4, Zero 2 W) or the camera event loop (Pi 5, libav). An
+exception there kills that thread: on V4L2 capture silently stops (the dead
+thread keeps every camera buffer), on libav the event loop ends and
+stop_recording() then waits forever. So nothing escapes the frame callback:
+the first failure of a session is logged once and every later frame of that
+session is dropped, which the firmware's monitor sees as a lost camera within
+policy.camera_timeout_s and answers with stop() + start(). stop() runs
+picamera2's shutdown on a helper thread and waits at most stop_timeout_s; a
+session that does not stop is abandoned and stuck() turns True (only a new
+process can get the camera back, hal/camera.py).
 """
 from __future__ import annotations
 
+import atexit
+import logging
+import threading
 import time
 from typing import Any, Callable, NamedTuple
 
@@ -30,9 +45,12 @@ from hal.clock import Clock
 from hal.media import MediaPacket, PacketSink, VideoFormat
 from hal.pi import BackendUnavailable
 
+log = logging.getLogger(__name__)
+
 _START_CODE_3 = b"\x00\x00\x01"
 _NAL_SPS = 7
 _NAL_SLICE_TYPES = (1, 5)
+STOP_TIMEOUT_S = 3.0
 
 
 class PiCameraError(Exception):
@@ -40,7 +58,7 @@ class PiCameraError(Exception):
 
 
 class Picamera2Api(NamedTuple):
-    """The parts of picamera2 PiCamera uses; a fake with the same shape stands in for tests."""
+    """The parts of picamera2 PiCamera uses."""
 
     Picamera2: Any       # picamera2.Picamera2
     H264Encoder: Any     # picamera2.encoders.H264Encoder (V4L2 on Pi 4 and older, libav on Pi 5)
@@ -48,7 +66,7 @@ class Picamera2Api(NamedTuple):
 
 
 def load_picamera2_api() -> Picamera2Api:
-    """Import picamera2, or say exactly what to install."""
+    """Import picamera2, or say in one line what is wrong and what to do."""
     try:
         from picamera2 import Picamera2
         from picamera2.encoders import H264Encoder
@@ -58,7 +76,25 @@ def load_picamera2_api() -> Picamera2Api:
             "picamera2 is not installed: the Pi backend needs Raspberry Pi OS with "
             "python3-picamera2 (apt install python3-picamera2) and a venv created with "
             f"--system-site-packages so it can see it ({exc})") from exc
+    except Exception as exc:  # noqa: BLE001 - any import-time failure must be one line, not a traceback
+        cause = describe_error(exc)
+        if "numpy.dtype size changed" in cause or "numpy" in cause.lower():
+            hint = ("a numpy in the venv does not match the one Raspberry Pi OS built simplejpeg and "
+                    "picamera2 against; reinstall keeping the system numpy (docs/pi.md#install)")
+        else:
+            hint = "see docs/pi.md#install"
+        raise BackendUnavailable(f"picamera2 failed to import ({cause}): {hint}") from exc
     return Picamera2Api(Picamera2=Picamera2, H264Encoder=H264Encoder, Output=Output)
+
+
+def describe_error(exc: BaseException) -> str:
+    """`Type: message <- Type: cause ...` on one line: picamera2 wraps the useful part in a cause."""
+    parts, seen = [], set()
+    while exc is not None and id(exc) not in seen and len(parts) < 4:
+        seen.add(id(exc))
+        parts.append(f"{type(exc).__name__}: {exc}".strip().rstrip(":"))
+        exc = exc.__cause__ or exc.__context__
+    return " <- ".join(" ".join(part.split()) for part in parts)
 
 
 def sensor_clock_now_us() -> int:
@@ -102,16 +138,34 @@ def _packet_output_class(output_base: type) -> type:
 
         def outputframe(self, frame, keyframe=True, timestamp=None, packet=None, audio=False):
             # Same signature as picamera2's Output.outputframe (0.3.23+); the
-            # encoder calls it positionally from its own thread.
+            # encoder calls it positionally from its own thread. FrameConverter
+            # never raises (module doc).
             self._on_frame(frame, keyframe, timestamp, audio)
 
     return PacketOutput
 
 
+def _encoder_kind(encoder_class: Any) -> str:
+    names = {cls.__name__ for cls in getattr(encoder_class, "__mro__", ())}
+    if "V4L2Encoder" in names:
+        return "v4l2"
+    if "LibavH264Encoder" in names:
+        return "libav"
+    return "unknown"
+
+
+class _Session:
+    """One Picamera2 from open to close, and the converter its encoder feeds."""
+
+    def __init__(self, picam2: Any, converter: "FrameConverter | None") -> None:
+        self.picam2, self.converter = picam2, converter
+
+
 class PiCamera(Camera):
     def __init__(self, *, width: int, height: int, fps: int, keyframe_interval_s: float,
                  bitrate_bps: int, clock: Clock, picamera2_api: Picamera2Api, camera_num: int = 0,
-                 sensor_clock_us: Callable[[], int] = sensor_clock_now_us) -> None:
+                 sensor_clock_us: Callable[[], int] = sensor_clock_now_us,
+                 stop_timeout_s: float = STOP_TIMEOUT_S) -> None:
         self._iperiod_frames = round(fps * keyframe_interval_s)
         if fps <= 0 or self._iperiod_frames < 1:
             raise ValueError(f"need fps > 0 and a keyframe interval of at least one frame "
@@ -124,49 +178,90 @@ class PiCamera(Camera):
         self._api = picamera2_api
         self._camera_num = camera_num
         self._sensor_clock_us = sensor_clock_us
+        self._stop_timeout_s = stop_timeout_s
         self._output_class = _packet_output_class(picamera2_api.Output)
-        self._picam2: Any = None
+        self._session: _Session | None = None
+        self._stuck = False
 
     @property
     def video_format(self) -> VideoFormat:
         return self._format
 
+    @property
+    def encoder_kind(self) -> str:
+        """"v4l2" (the VideoCore encoder: Pi 4, Zero 2 W, CM4) or "libav" (software x264: Pi 5, CM5)."""
+        return _encoder_kind(self._api.H264Encoder)
+
+    def stuck(self) -> bool:
+        return self._stuck
+
     def start(self, sink: PacketSink) -> None:
-        if self._picam2 is not None:
+        if self._session is not None:
             raise PiCameraError("PiCamera.start() called while already started")
-        # A fresh Picamera2 per start: after a cable fault (FLT-1) the old
-        # libcamera session is dead, and reopening is the only reliable reconnect.
+        if self._stuck:
+            raise PiCameraError(f"camera {self._camera_num} cannot be reopened: an earlier session is still "
+                                "stuck inside picamera2 (its stop timed out); the service must restart")
+        fmt = self._format
+        # A fresh Picamera2 per start: after a cable fault (FLT-1) or a failed
+        # session the old libcamera session is dead; reopening is the reliable reconnect.
         try:
             picam2 = self._api.Picamera2(self._camera_num)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - reported as one line
             raise PiCameraError(
-                f"camera {self._camera_num} could not be opened ({type(exc).__name__}: {exc}); "
+                f"camera {self._camera_num} could not be opened ({describe_error(exc)}); "
                 "check the ribbon cable and `rpicam-hello --list-cameras`") from exc
+        step = f"configuring {fmt.width}x{fmt.height} YUV420 at {fmt.fps} fps"
         try:
-            fmt = self._format
             config = picam2.create_video_configuration(
                 main={"size": (fmt.width, fmt.height), "format": "YUV420"},
                 controls={"FrameRate": fmt.fps})
             picam2.configure(config)
+            step = f"creating the {self.encoder_kind} H.264 encoder"
             encoder = self._api.H264Encoder(
                 bitrate=fmt.bitrate_bps, repeat=True, iperiod=self._iperiod_frames, framerate=fmt.fps)
             converter = FrameConverter(
                 sink, encoder, offset_us=self._clock.monotonic_us() - self._sensor_clock_us(),
-                frame_duration_us=round(1_000_000 / fmt.fps))
+                frame_duration_us=round(1_000_000 / fmt.fps), camera_num=self._camera_num)
+            step = f"starting the {self.encoder_kind} H.264 encoder and the camera"
             picam2.start_recording(encoder, self._output_class(converter))
-        except Exception as exc:
-            picam2.close()
-            raise PiCameraError(f"camera {self._camera_num} did not start recording: {exc}") from exc
-        self._picam2 = picam2
+        except Exception as exc:  # noqa: BLE001 - reported as one line
+            self._shut_down(_Session(picam2, None), f"closing camera {self._camera_num} after a failed start")
+            raise PiCameraError(f"camera {self._camera_num} did not start recording: {step} failed "
+                                f"({describe_error(exc)})") from exc
+        self._session = _Session(picam2, converter)
 
     def stop(self) -> None:
-        picam2, self._picam2 = self._picam2, None
-        if picam2 is None:
+        session, self._session = self._session, None
+        if session is None:
             return
-        try:
-            picam2.stop_recording()  # joins the encoder thread: no frame arrives after this
-        finally:
-            picam2.close()
+        session.converter.close()  # a frame still in flight goes nowhere
+        self._shut_down(session, f"stopping camera {self._camera_num}")
+
+    def _shut_down(self, session: _Session, what: str) -> None:
+        """stop_recording() + close() on a helper thread, waiting at most stop_timeout_s."""
+        errors: list[str] = []
+        picam2 = session.picam2
+
+        def shut_down() -> None:
+            for step in ("stop_recording", "close"):
+                if step == "stop_recording" and session.converter is None:
+                    continue  # the failed start never began recording
+                try:
+                    getattr(picam2, step)()
+                except Exception as exc:  # noqa: BLE001 - a half-dead session is still closed
+                    errors.append(f"{step}: {describe_error(exc)}")
+
+        worker = threading.Thread(target=shut_down, name=f"picamera2-stop-{self._camera_num}", daemon=True)
+        worker.start()
+        worker.join(self._stop_timeout_s)
+        if worker.is_alive():
+            self._stuck = True
+            # Picamera2 registers close() with atexit; the wedged one would hang the exit.
+            atexit.unregister(picam2.close)
+            log.error("%s: picamera2 did not return within %.1f s; session abandoned, camera stuck "
+                      "until the service restarts", what, self._stop_timeout_s)
+        elif errors:
+            log.warning("%s: %s", what, "; ".join(errors))
 
 
 class FrameConverter:
@@ -174,16 +269,34 @@ class FrameConverter:
 
     Built per start(), so a late frame from an old session can never reach a
     new sink or use a new offset. Runs on picamera2's encoder thread: it
-    converts and appends, nothing else.
+    converts and appends, nothing else, and never raises (module doc).
     """
 
-    def __init__(self, sink: PacketSink, encoder: Any, *, offset_us: int, frame_duration_us: int) -> None:
+    def __init__(self, sink: PacketSink, encoder: Any, *, offset_us: int, frame_duration_us: int,
+                 camera_num: int = 0) -> None:
         self._sink = sink
         self._encoder = encoder
         self._offset_us = offset_us
         self._frame_duration_us = frame_duration_us
+        self._camera_num = camera_num
+        self._dropping = False
+        self.failure: str | None = None
+
+    def close(self) -> None:
+        self._dropping = True
 
     def __call__(self, frame: Any, keyframe: bool, timestamp: int | None, audio: bool) -> None:
+        if self._dropping:
+            return
+        try:
+            self._sink(self.convert(frame, keyframe, timestamp, audio))
+        except Exception as exc:  # noqa: BLE001 - an escaping exception kills picamera2's thread
+            self._dropping = True
+            self.failure = describe_error(exc)
+            log.error("camera %d: frame dropped and the session's later frames too, until the camera is "
+                      "restarted (%s)", self._camera_num, self.failure)
+
+    def convert(self, frame: Any, keyframe: bool, timestamp: int | None, audio: bool) -> MediaPacket:
         if audio:
             raise PiCameraError("picamera2 delivered audio; PiCamera never enables encoder audio")
         first_sensor_us = self._encoder.firsttimestamp
@@ -193,7 +306,7 @@ class FrameConverter:
         # would be copied here, as the encoder reuses its buffers.
         data = bytes(frame)
         check_annexb_access_unit(data, keyframe)
-        self._sink(MediaPacket(
+        return MediaPacket(
             kind="video", data=data,
             timestamp_us=first_sensor_us + timestamp + self._offset_us,
-            duration_us=self._frame_duration_us, keyframe=bool(keyframe)))
+            duration_us=self._frame_duration_us, keyframe=bool(keyframe))
