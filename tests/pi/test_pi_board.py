@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import fake_picamera2 as fake
+import picamera2_env
 from hal.dirstorage import DirectoryStorage
 from hal.filekeystore import FileKeyStore
 from hal.pi import BackendUnavailable, build_pi_board
@@ -16,14 +16,6 @@ from hal.pi.config import InputPinConfig, PiBoardConfig
 from simulator.clock import VirtualClock
 
 HARDWARE_MODULES = ["picamera2", "libcamera", "gpiozero", "gpiozero.pins.lgpio", "lgpio", "av"]
-
-
-def picamera2_installed() -> bool:
-    try:
-        import picamera2  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def test_importing_hal_pi_imports_no_hardware_library():
@@ -34,34 +26,19 @@ def test_importing_hal_pi_imports_no_hardware_library():
     assert json.loads(result.stdout) == []
 
 
-@pytest.mark.skipif(picamera2_installed(), reason="picamera2 is installed here")
-def test_without_picamera2_build_pi_board_says_what_to_install(tmp_path):
-    with pytest.raises(BackendUnavailable) as raised:
-        build_pi_board(PiBoardConfig(), VirtualClock(), DirectoryStorage(str(tmp_path / "store")),
-                       FileKeyStore(str(tmp_path / "keys")))
-    message = str(raised.value)
-    assert message.startswith("picamera2 is not installed: the Pi backend needs Raspberry Pi OS "
-                              "with python3-picamera2 (apt install python3-picamera2)")
-    assert "\n" not in message
-
-
 def test_with_the_pi_stack_present_the_board_is_built_from_the_config(tmp_path, monkeypatch):
-    # Stand-ins at the edges only: fake picamera2, gpiozero's mock factory
-    # (chosen by name, as on a Pi), a sysfs-like battery dir, an `aplay` on PATH.
+    # Stand-ins at the edges only: the real picamera2 on stubbed libcamera and kernel devices,
+    # gpiozero's mock factory (chosen by name, as on a Pi), a sysfs-like battery dir; the
+    # real arecord and aplay (alsa-utils).
     import hal.pi.camera
     from hal.pi.audio import PiMicrophone, PiSpeaker
     from hal.pi.battery import PiBattery
-    from hal.pi.camera import PiCamera, Picamera2Api
+    from hal.pi.camera import PiCamera
     from hal.pi.gpio import PiIndicators, PiInputs
 
-    monkeypatch.setattr(hal.pi.camera, "load_picamera2_api", lambda: Picamera2Api(
-        Picamera2=fake.Picamera2, H264Encoder=fake.H264Encoder, Output=fake.Output))
+    picamera2_env.configure(cameras=1, platform="vc4")
+    monkeypatch.setattr(hal.pi.camera, "load_picamera2_api", lambda: picamera2_env.api("v4l2"))
     monkeypatch.setenv("GPIOZERO_MOCK_PIN_CLASS", "mockpwmpin")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "aplay").write_text("#!/bin/sh\ncat >/dev/null\n")
-    (bin_dir / "aplay").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
     battery_dir = tmp_path / "power_supply" / "battery"
     battery_dir.mkdir(parents=True)
     for name, value in {"capacity": "64", "voltage_now": "3800000", "status": "Discharging"}.items():
@@ -90,11 +67,8 @@ def test_with_the_pi_stack_present_the_board_is_built_from_the_config(tmp_path, 
 
 def test_a_pin_factory_that_cannot_load_is_fatal_not_a_fallback(tmp_path, monkeypatch):
     import hal.pi.camera
-    from hal.pi.camera import Picamera2Api
 
-    monkeypatch.setattr(hal.pi.camera, "load_picamera2_api", lambda: Picamera2Api(
-        Picamera2=fake.Picamera2, H264Encoder=fake.H264Encoder, Output=fake.Output))
-    monkeypatch.setattr("hal.pi.audio.shutil.which", lambda name: "/usr/bin/aplay")
+    monkeypatch.setattr(hal.pi.camera, "load_picamera2_api", lambda: picamera2_env.api("v4l2"))
     battery_dir = tmp_path / "battery"
     battery_dir.mkdir()
     for name in ("capacity", "voltage_now", "status"):
@@ -102,3 +76,24 @@ def test_a_pin_factory_that_cannot_load_is_fatal_not_a_fallback(tmp_path, monkey
     with pytest.raises(BackendUnavailable, match="pin factory 'gpiod' does not exist"):
         build_pi_board(PiBoardConfig(pin_factory="gpiod", battery_sysfs_dir=str(battery_dir)),
                        VirtualClock(), DirectoryStorage(str(tmp_path / "s")), FileKeyStore(str(tmp_path / "k")))
+
+
+def test_a_board_without_a_fuel_gauge_gets_no_battery_and_invents_no_level(tmp_path, monkeypatch):
+    import hal.pi.camera
+    from hal.battery import NoBattery
+    from hal.pi.config import PiConfigError
+
+    monkeypatch.setattr(hal.pi.camera, "load_picamera2_api", lambda: picamera2_env.api("v4l2"))
+    monkeypatch.setenv("GPIOZERO_MOCK_PIN_CLASS", "mockpwmpin")
+    board = build_pi_board(PiBoardConfig(pin_factory="mock", battery="none",
+                                         battery_sysfs_dir=str(tmp_path / "no-such-gauge")),
+                           VirtualClock(), DirectoryStorage(str(tmp_path / "s")), FileKeyStore(str(tmp_path / "k")))
+    try:
+        assert isinstance(board.battery, NoBattery) and board.battery.present is False
+        with pytest.raises(RuntimeError, match="no battery gauge"):
+            board.battery.level_pct()
+    finally:
+        board.inputs.close()
+        board.indicators.close()
+    with pytest.raises(PiConfigError, match="battery must be one of 'sysfs', 'none', got 'gauge'"):
+        PiBoardConfig(battery="gauge")
