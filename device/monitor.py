@@ -100,6 +100,7 @@ class Monitor:
     # -- lifecycle ------------------------------------------------------------------
     def start(self) -> None:
         now_us = self._clock.monotonic_us()
+        self.last_tick_us = now_us   # the first tick is one period away: not yet "stopped running"
         for track in self._tracks.values():
             track.last_end_us = now_us   # a part that never delivers is lost after the timeout
         self._offset_us = self._clock.wall_time_us() - now_us
