@@ -28,6 +28,7 @@ from hal.clock import Clock
 from hal.indicators import LED_RECORD, LED_STATUS, Indicators
 from hal.inputs import RECORD_BUTTON, Inputs
 from hal.media import VideoFormat
+from hal.microphone import Microphone
 from hal.realclock import RealClock
 from hal.speaker import Speaker
 from simulator.clock import VirtualClock
@@ -265,11 +266,31 @@ SPEAKERS = {"sim": sim_speaker, "pi": pi_speaker}
 
 # ---- Microphone -----------------------------------------------------------------------
 
-# SLOT: the Pi microphone (hal.pi.audio.PiMicrophone) is being rewritten for issue 9 item 2
-# (the av wheel's ALSA); its factory goes here, next to a "sim" one, with a contract
-# (audio_format, AAC frames with increasing timestamps on the board clock, stop/start).
-PI_MICROPHONE = None
-MICROPHONES: dict[str, Callable[..., Any]] = {}
+@dataclass
+class MicrophoneRig:
+    microphone: Microphone
+    clock: Clock
+    run_for: Callable[[float], None]   # let the microphone capture for `duration_s`
+
+
+@contextlib.contextmanager
+def sim_microphone() -> Iterator[MicrophoneRig]:
+    from simulator.audio import SimAir, SimMicrophone
+
+    clock = VirtualClock(start_monotonic_us=CLOCK_START_US)
+    microphone = SimMicrophone(clock, SimAir())
+    try:
+        yield MicrophoneRig(microphone, clock, clock.advance_s)
+    finally:
+        microphone.stop()
+
+
+# EMPTY SLOT, on purpose: the Pi microphone (hal.pi.audio.PiMicrophone) is being rewritten
+# (issue 9 item 2: the av wheel's ALSA). When it lands, write its factory (a context
+# manager yielding a MicrophoneRig, e.g. over an ALSA device that delivers real samples)
+# and set PI_MICROPHONE to it; test_microphone_contract.py then runs against it unchanged.
+PI_MICROPHONE: Callable[[], contextlib.AbstractContextManager[MicrophoneRig]] | None = None
+MICROPHONES = {"sim": sim_microphone, **({"pi": PI_MICROPHONE} if PI_MICROPHONE else {})}
 
 
 # ---- Camera ---------------------------------------------------------------------------
@@ -332,7 +353,11 @@ def pi_camera_on_fake_picamera2() -> Iterator[CameraRig]:
     tests/pi/fake_picamera2.py for now. The fake is passive, so run_for() plays the camera
     thread's part: each frame period it advances the clock and hands the running encoder
     the next real H.264 access unit with its sensor (CLOCK_MONOTONIC-like) timestamp.
-    With the real picamera2 on a stubbed libcamera this becomes a RealClock and a sleep."""
+
+    To switch to the real picamera2 on stubbed libcamera (branch helper-camera's
+    tests/pi/picamera2_env.py): build PiCamera with picamera2_env.api("v4l2") (and a second
+    entry in CAMERAS for "libav"), a RealClock and the default sensor clock, and make
+    run_for a time.sleep(duration_s); the stub sensor then delivers the frames itself."""
     from hal.pi.camera import Picamera2Api, PiCamera
 
     fake = _load_fake_picamera2()

@@ -41,6 +41,11 @@ def speaker_rig(request, tmp_path):
     yield from _rig(request, tmp_path)
 
 
+@pytest.fixture(params=list(backends.MICROPHONES.values()), ids=list(backends.MICROPHONES))
+def microphone_rig(request):
+    yield from _rig(request)
+
+
 @pytest.fixture(params=list(backends.CAMERAS.values()), ids=list(backends.CAMERAS))
 def camera_rig(request):
     yield from _rig(request)
