@@ -38,8 +38,9 @@ class SimIndicators(Indicators):
                 self._trace.record("led", now_us, name=name, on=bool(on))
 
     def vibrate(self, duration_ms: int) -> None:
-        if duration_ms < 0:
-            raise ValueError(f"negative vibration duration {duration_ms} ms")
+        # Refused as on the Pi (hal/pi/gpio.py): a zero-length pulse is a caller's bug.
+        if duration_ms <= 0:
+            raise ValueError(f"duration_ms must be positive, got {duration_ms}")
         with self._lock:
             now_us = self._clock.monotonic_us()
             self._vibrate_until_us = max(self._vibrate_until_us, now_us + duration_ms * 1000)
@@ -48,8 +49,10 @@ class SimIndicators(Indicators):
                 self._trace.record("vibrate", now_us, duration_ms=duration_ms)
 
     def beep(self, frequency_hz: int, duration_ms: int) -> None:
-        if frequency_hz <= 0 or duration_ms < 0:
-            raise ValueError(f"invalid beep {frequency_hz} Hz for {duration_ms} ms")
+        if duration_ms <= 0:
+            raise ValueError(f"duration_ms must be positive, got {duration_ms}")
+        if frequency_hz <= 0:
+            raise ValueError(f"frequency_hz must be positive, got {frequency_hz}")
         with self._lock:
             now_us = self._clock.monotonic_us()
             self._beep_until_us = max(self._beep_until_us, now_us + duration_ms * 1000)

@@ -112,6 +112,8 @@ class PiIndicators(Indicators):
         self._devices: list[Any] = []
         self._vibration_off: Timer | None = None
         self._buzzer_off: Timer | None = None
+        # When each output's running pulse ends (monotonic µs), so a shorter pulse does not cut it.
+        self._pulse_end_us = {"vibration": 0, "buzzer": 0}
         try:
             self._leds = {
                 LED_RECORD: self._add(LED(config.led_record_pin, active_high=config.leds_active_high,
@@ -135,13 +137,14 @@ class PiIndicators(Indicators):
         try:
             led = self._leds[name]
         except KeyError:
-            raise ValueError(f"no LED named {name!r}; this board has {', '.join(self._leds)}") from None
+            # KeyError, as for an unknown input name (and on the simulator): one contract.
+            raise KeyError(f"no LED named {name!r}; this board has {', '.join(self._leds)}") from None
         led.value = bool(on)
 
     def vibrate(self, duration_ms: int) -> None:
         _check_duration(duration_ms)
-        self._vibration_off = self._pulse(self._vibration_off, duration_ms, self._vibration.on,
-                                          self._vibration.off)
+        self._vibration_off = self._pulse("vibration", self._vibration_off, duration_ms,
+                                          self._vibration.on, self._vibration.off)
 
     def beep(self, frequency_hz: int, duration_ms: int) -> None:
         _check_duration(duration_ms)
@@ -152,16 +155,21 @@ class PiIndicators(Indicators):
             self._buzzer.frequency = frequency_hz
             self._buzzer.value = _BUZZER_DUTY
 
-        self._buzzer_off = self._pulse(self._buzzer_off, duration_ms, sound, self._buzzer.off)
+        self._buzzer_off = self._pulse("buzzer", self._buzzer_off, duration_ms, sound, self._buzzer.off)
 
-    def _pulse(self, pending_off: Timer | None, duration_ms: int,
+    def _pulse(self, output: str, pending_off: Timer | None, duration_ms: int,
                on: Callable[[], None], off: Callable[[], None]) -> Timer:
-        # A new pulse replaces a running one, so the output stays on until the
-        # *latest* pulse's end rather than being cut by an earlier timer.
-        if pending_off is not None:
-            pending_off.cancel()
+        # The output stays on until the *later* of the running pulse's end and the new
+        # one's: neither an earlier timer nor a shorter new pulse cuts it (as simulated).
+        now_us = self._clock.monotonic_us()
+        end_us = now_us + duration_ms * 1000
         on()
-        return self._clock.call_at(self._clock.monotonic_us() + duration_ms * 1000, off)
+        if pending_off is not None:
+            if self._pulse_end_us[output] >= end_us:
+                return pending_off
+            pending_off.cancel()
+        self._pulse_end_us[output] = end_us
+        return self._clock.call_at(end_us, off)
 
     def close(self) -> None:
         for timer in (self._vibration_off, self._buzzer_off):

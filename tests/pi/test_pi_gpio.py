@@ -132,7 +132,7 @@ def test_active_low_leds_are_inverted_on_the_pin(factory, clock):
 
 
 def test_unknown_led_is_a_clear_error(indicators):
-    with pytest.raises(ValueError, match="no LED named 'blue'"):
+    with pytest.raises(KeyError, match="no LED named 'blue'"):
         indicators.set_led("blue", True)
 
 
