@@ -33,6 +33,8 @@ from hal.realclock import RealClock
 from hal.speaker import Speaker
 from simulator.clock import VirtualClock
 
+import pi_media
+
 TRIGGER = "holster"
 INPUT_NAMES = (RECORD_BUTTON, TRIGGER)
 VIDEO = VideoFormat(width=320, height=240, fps=30, keyframe_interval_s=0.5, bitrate_bps=500_000)
@@ -274,7 +276,7 @@ class MicrophoneRig:
 
 
 @contextlib.contextmanager
-def sim_microphone() -> Iterator[MicrophoneRig]:
+def sim_microphone(tmp_path: Path, monkeypatch) -> Iterator[MicrophoneRig]:
     from simulator.audio import SimAir, SimMicrophone
 
     clock = VirtualClock(start_monotonic_us=CLOCK_START_US)
@@ -285,12 +287,8 @@ def sim_microphone() -> Iterator[MicrophoneRig]:
         microphone.stop()
 
 
-# EMPTY SLOT, on purpose: the Pi microphone (hal.pi.audio.PiMicrophone) is being rewritten
-# (issue 9 item 2: the av wheel's ALSA). When it lands, write its factory (a context
-# manager yielding a MicrophoneRig, e.g. over an ALSA device that delivers real samples)
-# and set PI_MICROPHONE to it; test_microphone_contract.py then runs against it unchanged.
-PI_MICROPHONE: Callable[[], contextlib.AbstractContextManager[MicrophoneRig]] | None = None
-MICROPHONES = {"sim": sim_microphone, **({"pi": PI_MICROPHONE} if PI_MICROPHONE else {})}
+# The Pi microphone: PiMicrophone through the real arecord (pi_media.py).
+MICROPHONES = {"sim": sim_microphone, "pi": pi_media.pi_microphone(MicrophoneRig)}
 
 
 # ---- Camera ---------------------------------------------------------------------------
@@ -315,86 +313,9 @@ def sim_camera() -> Iterator[CameraRig]:
         camera.close()
 
 
-def _load_fake_picamera2() -> Any:
-    """tests/pi/fake_picamera2.py, as the module tests/pi itself imports (one copy of its state)."""
-    if "fake_picamera2" in sys.modules:
-        return sys.modules["fake_picamera2"]
-    path = Path(__file__).resolve().parent.parent / "pi" / "fake_picamera2.py"
-    spec = importlib.util.spec_from_file_location("fake_picamera2", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["fake_picamera2"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def _h264_access_units(video: VideoFormat, count: int) -> list[tuple[bytes, bool]]:
-    """Real H.264 as the Pi's encoder emits it: Annex B, SPS/PPS before every IDR, no B-frames."""
-    gop_frames = round(video.fps * video.keyframe_interval_s)
-    codec = av.CodecContext.create("libx264", "w")
-    codec.width, codec.height, codec.pix_fmt = video.width, video.height, "yuv420p"
-    codec.time_base = Fraction(1, video.fps)
-    codec.gop_size = gop_frames
-    codec.max_b_frames = 0
-    codec.options = {"preset": "ultrafast", "tune": "zerolatency", "keyint_min": str(gop_frames),
-                     "sc_threshold": "0"}
-    units = []
-    for i in range(count):
-        picture = av.VideoFrame.from_ndarray(
-            np.full((video.height, video.width, 3), (i * 7) % 256, np.uint8), format="rgb24")
-        picture = picture.reformat(format="yuv420p")
-        picture.pts = i
-        units += [(bytes(p), bool(p.is_keyframe)) for p in codec.encode(picture)]
-    return units
-
-
-@contextlib.contextmanager
-def pi_camera_on_fake_picamera2() -> Iterator[CameraRig]:
-    """THE Pi camera factory (one function, so the lead can switch it): PiCamera over
-    tests/pi/fake_picamera2.py for now. The fake is passive, so run_for() plays the camera
-    thread's part: each frame period it advances the clock and hands the running encoder
-    the next real H.264 access unit with its sensor (CLOCK_MONOTONIC-like) timestamp.
-
-    To switch to the real picamera2 on stubbed libcamera (branch helper-camera's
-    tests/pi/picamera2_env.py): build PiCamera with picamera2_env.api("v4l2") (and a second
-    entry in CAMERAS for "libav"), a RealClock and the default sensor clock, and make
-    run_for a time.sleep(duration_s); the stub sensor then delivers the frames itself."""
-    from hal.pi.camera import Picamera2Api, PiCamera
-
-    fake = _load_fake_picamera2()
-    fake.Picamera2.instances.clear()
-    clock = VirtualClock(start_monotonic_us=CLOCK_START_US)
-    sensor_clock_us = lambda: clock.monotonic_us() + SENSOR_CLOCK_OFFSET_US  # noqa: E731
-    api = Picamera2Api(Picamera2=fake.Picamera2, H264Encoder=fake.H264Encoder, Output=fake.Output)
-    camera = PiCamera(width=VIDEO.width, height=VIDEO.height, fps=VIDEO.fps,
-                      keyframe_interval_s=VIDEO.keyframe_interval_s, bitrate_bps=VIDEO.bitrate_bps,
-                      clock=clock, picamera2_api=api, sensor_clock_us=sensor_clock_us)
-    units = _h264_access_units(VIDEO, 2 * round(VIDEO.fps * VIDEO.keyframe_interval_s))
-    frame_period_us = round(1_000_000 / VIDEO.fps)
-    # Each encoder (one per start()) begins its stream at its own first access unit, an IDR.
-    next_unit: dict[Any, int] = {}   # keyed by the encoder itself: an id() could be reused
-
-    def running_encoders() -> list[Any]:
-        return [e for cam in fake.Picamera2.instances if cam.started for e in cam.encoders if e._running]
-
-    def run_for(duration_s: float) -> None:
-        end_us = clock.monotonic_us() + round(duration_s * 1_000_000)
-        while clock.monotonic_us() + frame_period_us <= end_us:
-            clock.advance(frame_period_us)
-            for encoder in running_encoders():
-                index = next_unit.get(encoder, 0)
-                next_unit[encoder] = index + 1
-                data, keyframe = units[index % len(units)]
-                encoder.deliver(sensor_clock_us(), data, keyframe)
-        clock.wait_until(end_us)
-
-    try:
-        yield CameraRig(camera, clock, run_for)
-    finally:
-        camera.stop()
-        fake.Picamera2.instances.clear()
-
-
-CAMERAS = {"sim": sim_camera, "pi": pi_camera_on_fake_picamera2}
+# The Pi camera: PiCamera through the real picamera2, on its V4L2 and its libav encoder (pi_media.py).
+CAMERAS = {"sim": sim_camera, "pi-v4l2": pi_media.pi_camera("v4l2", VIDEO, CameraRig),
+           "pi-libav": pi_media.pi_camera("libav", VIDEO, CameraRig)}
 
 
 # ---- Clock ----------------------------------------------------------------------------

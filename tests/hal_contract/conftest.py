@@ -42,8 +42,8 @@ def speaker_rig(request, tmp_path):
 
 
 @pytest.fixture(params=list(backends.MICROPHONES.values()), ids=list(backends.MICROPHONES))
-def microphone_rig(request):
-    yield from _rig(request)
+def microphone_rig(request, tmp_path, monkeypatch):
+    yield from _rig(request, tmp_path, monkeypatch)
 
 
 @pytest.fixture(params=list(backends.CAMERAS.values()), ids=list(backends.CAMERAS))

@@ -1,6 +1,5 @@
 """Microphone: AAC-LC frames on the board clock, as the segment writer and the notice
-finder rely on. Runs on the simulator only until the Pi microphone's rewrite fills the
-slot in backends.py (PI_MICROPHONE)."""
+finder rely on; on the simulator and on the Pi backend through the real arecord."""
 from __future__ import annotations
 
 import av

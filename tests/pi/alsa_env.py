@@ -96,6 +96,11 @@ class PacedClock(Clock):
             self._next_us += self._step_us
             return self._next_us
 
+    def peek_us(self) -> int:
+        """The latest reading, without taking a new one."""
+        with self._lock:
+            return self._next_us
+
     def wall_time_us(self) -> int:
         return 1_767_225_600 * 1_000_000 + self.monotonic_us()
 
