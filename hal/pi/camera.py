@@ -72,10 +72,17 @@ def load_picamera2_api() -> Picamera2Api:
         from picamera2.encoders import H264Encoder
         from picamera2.outputs import Output
     except ImportError as exc:
+        if (exc.name or "").split(".")[0] == "picamera2":
+            raise BackendUnavailable(
+                "picamera2 is not installed: the Pi backend needs Raspberry Pi OS with "
+                "python3-picamera2 (apt install python3-picamera2) and a venv created with "
+                f"--system-site-packages so it can see it ({exc})") from exc
+        # picamera2 is there (a PyPI copy, say) but what it binds to is not: libcamera's
+        # bindings come only from apt, built for the board's own libcamera.
         raise BackendUnavailable(
-            "picamera2 is not installed: the Pi backend needs Raspberry Pi OS with "
-            "python3-picamera2 (apt install python3-picamera2) and a venv created with "
-            f"--system-site-packages so it can see it ({exc})") from exc
+            f"picamera2 is installed but cannot load {exc.name or 'a module it needs'} ({exc}): the Pi "
+            "backend needs Raspberry Pi OS's python3-picamera2 and python3-libcamera (apt install "
+            "python3-picamera2) in a venv created with --system-site-packages (docs/pi.md#install)") from exc
     except Exception as exc:  # noqa: BLE001 - any import-time failure must be one line, not a traceback
         cause = describe_error(exc)
         if "numpy.dtype size changed" in cause or "numpy" in cause.lower():

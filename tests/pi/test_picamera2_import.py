@@ -58,9 +58,10 @@ def test_without_libcamera_the_error_says_what_to_install():
     env.pop(picamera2_env.ENV_VAR, None)
     env["PYTHONPATH"] = ""  # picamera2 from PyPI is there, libcamera (an apt package on Pi OS) is not
     message = run(env)["error"]
-    assert message.startswith("picamera2 is not installed: the Pi backend needs Raspberry Pi OS with "
-                              "python3-picamera2 (apt install python3-picamera2)")
-    assert "No module named 'libcamera'" in message and "\n" not in message
+    assert message.startswith("picamera2 is installed but cannot load libcamera (No module named 'libcamera'): "
+                              "the Pi backend needs Raspberry Pi OS's python3-picamera2 and python3-libcamera "
+                              "(apt install python3-picamera2)")
+    assert "\n" not in message
 
 
 def test_a_numpy_abi_mismatch_is_one_line_pointing_at_the_install_docs(tmp_path):
@@ -76,3 +77,15 @@ def test_a_numpy_abi_mismatch_is_one_line_pointing_at_the_install_docs(tmp_path)
     assert message.startswith("picamera2 failed to import (ValueError: numpy.dtype size changed")
     assert message.endswith("reinstall keeping the system numpy (docs/pi.md#install)")
     assert "\n" not in message
+
+
+def test_without_picamera2_at_all_the_error_says_what_to_install(monkeypatch):
+    import sys
+
+    from hal.pi import BackendUnavailable
+    from hal.pi.camera import load_picamera2_api
+    monkeypatch.setitem(sys.modules, "picamera2", None)   # an import of it now fails, as where it is absent
+    with pytest.raises(BackendUnavailable) as raised:
+        load_picamera2_api()
+    assert str(raised.value).startswith("picamera2 is not installed: the Pi backend needs Raspberry Pi OS with "
+                                        "python3-picamera2 (apt install python3-picamera2)")
