@@ -27,7 +27,7 @@ import pytest
 from device.evidence.keys import read_custodian_secret, read_device_public
 from device.evidence.storage_verify import verify_storage
 from scenario_support import audit_entries, make_custodian, make_device, record, scenario_toml
-from tools.export import export_storage
+from tools.export import export_events, export_storage
 
 pytestmark = pytest.mark.scenario
 
@@ -141,8 +141,15 @@ def _harness(tmp_path, n: int, seed: int) -> dict:
     report = verify_storage(device.storage, device_key)
     assert report.outcome in ("authentic", "truncated"), report.to_json()
     assert report.problems == []
-    _, exported = export_storage(device.storage, secret, device_key, str(tmp_path / "export-all"), True)
-    assert {ev.event_id for ev in exported} == set(report.events()), "every intact event exports"
+    result = export_events(device.storage, secret, device_key, str(tmp_path / "export-all"), True)
+    cut_short = {file for file, _ in report.cut_short}
+    for event in result.not_exported:
+        # A cut after an event's first records but before its first media was durable leaves
+        # an event with nothing to play: said so ("empty"), and explained as a power loss.
+        assert event.refusal.code == "empty", (event.event_id, event.refusal)
+        assert all(seg.name in cut_short for seg in event.segments), (event.event_id, cut_short)
+    assert {ev.event_id for ev in result.exported} | {e.event_id for e in result.not_exported} \
+        == set(report.events()), "every intact event exports or is named"
     return {"kills": n, "outcomes": dict(outcomes), "lost_us": sorted(lost_us), "worst": worst,
             "recoveries": sum(1 for e in audit_entries(device.storage) if e["type"] == "recovery")}
 
