@@ -17,7 +17,9 @@ from __future__ import annotations
 
 from device.states import State
 
-MONITOR_STALE_US = 2_000_000        # the monitor ticks every 100 ms
+# The monitor ticks every 100 ms, but one tick may sit in a camera stop() for up to its 3 s
+# bound (a reopen, FLT-1): stale only well past that, still well inside WatchdogSec=10.
+MONITOR_STALE_US = 5_000_000
 COMMIT_STALL_RESTART_S = 10.0       # well past the commit_stall alert (flush interval + ~1.5 s)
 
 
