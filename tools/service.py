@@ -78,7 +78,7 @@ def install(args) -> int:
     uid, gid = pwd.getpwnam(args.user).pw_uid, pwd.getpwnam(args.user).pw_gid
     for root, dirs, files in os.walk(device_dir):
         for name in [root, *(os.path.join(root, d) for d in dirs), *(os.path.join(root, f) for f in files)]:
-            os.chown(name, uid, gid)
+            os.chown(name, uid, gid, follow_symlinks=False)   # a link must not hand its target over
     os.chmod(device_dir, 0o700)
     os.makedirs(args.unit_dir, exist_ok=True)
     with open(target, "w", encoding="utf-8") as f:
