@@ -164,8 +164,9 @@ def _encoder_kind(encoder_class: Any) -> str:
 class _Session:
     """One Picamera2 from open to close, and the converter its encoder feeds."""
 
-    def __init__(self, picam2: Any, converter: "FrameConverter | None") -> None:
+    def __init__(self, picam2: Any, converter: "FrameConverter | None", encoder_started: bool = True) -> None:
         self.picam2, self.converter = picam2, converter
+        self.encoder_started = encoder_started   # False: a start that failed before the encoder ran
 
 
 class PiCamera(Camera):
@@ -218,6 +219,7 @@ class PiCamera(Camera):
                 f"camera {self._camera_num} could not be opened ({describe_error(exc)}); "
                 "check the ribbon cable and `rpicam-hello --list-cameras`") from exc
         step = f"configuring {fmt.width}x{fmt.height} YUV420 at {fmt.fps} fps"
+        encoder_started = False
         try:
             config = picam2.create_video_configuration(
                 main={"size": (fmt.width, fmt.height), "format": "YUV420"},
@@ -230,9 +232,14 @@ class PiCamera(Camera):
                 sink, encoder, offset_us=self._clock.monotonic_us() - self._sensor_clock_us(),
                 frame_duration_us=round(1_000_000 / fmt.fps), camera_num=self._camera_num)
             step = f"starting the {self.encoder_kind} H.264 encoder and the camera"
+            encoder_started = True   # start_recording starts the encoder before the camera
             picam2.start_recording(encoder, self._output_class(converter))
         except Exception as exc:  # noqa: BLE001 - reported as one line
-            self._shut_down(_Session(picam2, None), f"closing camera {self._camera_num} after a failed start")
+            # picamera2's close() does not stop a running encoder: without stop_encoder()
+            # every failed start would leave its threads and buffers behind (the monitor
+            # retries every few seconds for a whole shift).
+            failed = _Session(picam2, None, encoder_started=encoder_started)
+            self._shut_down(failed, f"closing camera {self._camera_num} after a failed start")
             raise PiCameraError(f"camera {self._camera_num} did not start recording: {step} failed "
                                 f"({describe_error(exc)})") from exc
         self._session = _Session(picam2, converter)
@@ -250,9 +257,11 @@ class PiCamera(Camera):
         picam2 = session.picam2
 
         def shut_down() -> None:
-            for step in ("stop_recording", "close"):
-                if step == "stop_recording" and session.converter is None:
-                    continue  # the failed start never began recording
+            if session.converter is None:   # a failed start: stop what it began, then close
+                steps = ("stop", "stop_encoder", "close") if session.encoder_started else ("close",)
+            else:
+                steps = ("stop_recording", "close")
+            for step in steps:
                 try:
                     getattr(picam2, step)()
                 except Exception as exc:  # noqa: BLE001 - a half-dead session is still closed

@@ -296,3 +296,31 @@ def test_a_frame_breaking_the_contract_is_logged_once_and_the_session_drops_fram
     assert received == [] and cause in converter.failure
     assert [r.getMessage() for r in caplog.records if cause in r.getMessage()] != []
     assert len(caplog.records) == 1
+
+
+def test_starts_that_fail_at_the_camera_leave_no_encoder_thread_or_fd_behind(encoder, monkeypatch):
+    """picamera2 starts the encoder before the camera; its close() does not stop an encoder.
+    The monitor retries a camera that will not start every few seconds for a whole shift."""
+    import gc
+    import os
+    import threading
+
+    from libcamera import camera as stub_camera_module
+
+    def refuse(self, controls_=None):
+        raise RuntimeError("Failed to start camera")
+
+    camera = make_camera(encoder)
+    with monkeypatch.context() as patch:
+        patch.setattr(stub_camera_module.Camera, "start", refuse)
+        with pytest.raises(PiCameraError):   # the first one may load codecs for good
+            camera.start(lambda packet: None)
+        gc.collect()
+        threads, fds = threading.active_count(), len(os.listdir("/proc/self/fd"))
+        for _ in range(5):
+            with pytest.raises(PiCameraError, match="Failed to start camera"):
+                camera.start(lambda packet: None)
+        wait_for(lambda: threading.active_count() <= threads)
+        gc.collect()   # a failed session's buffers are freed with its traceback's reference cycle
+        assert len(os.listdir("/proc/self/fd")) <= fds
+    assert record(camera, 3)[0].keyframe and not camera.stuck()
