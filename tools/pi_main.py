@@ -20,6 +20,7 @@ from hal.realclock import RealClock
 
 PI_CONFIG_FILE = "pi.toml"
 _TICK_US = 500_000
+EXIT_BATTERY_CRITICAL = 3   # tools/systemd/openbwc.service: RestartPreventExitStatus=3
 
 
 def _gpio(value: object, place: str, key: str) -> InputPinConfig:
@@ -133,4 +134,7 @@ def run_on_pi(args, identity: Identity, policy: Policy) -> int:
     if firmware.shutdown_source == "battery_critical":
         print("bwc run: the battery reached its critical level; the event was closed and the camera "
               "shut down", file=sys.stderr)
+        # Its own exit status, which the unit's RestartPreventExitStatus= names: a restart
+        # would find the same level and shut down again, every few seconds, until the cell died.
+        return EXIT_BATTERY_CRITICAL
     return 1 if firmware.failure is not None else 0

@@ -44,7 +44,8 @@ def test_the_unit_notifies_is_watched_runs_as_its_own_user_and_can_write_only_it
     text, device_dir = rendered
     unit = _unit(text)
     assert unit["Type"] == ["notify"] and unit["NotifyAccess"] == ["main"]
-    assert unit["WatchdogSec"] == ["10"] and unit["Restart"] == ["always"]
+    assert unit["WatchdogSec"] == ["15"] and unit["Restart"] == ["always"]
+    assert unit["RestartPreventExitStatus"] == ["3"]   # a critical battery is not restarted into
     assert unit["ExecStart"] == [f"{tmp_path}/bin/bwc run --device {device_dir} --hal pi"]
     assert unit["WorkingDirectory"] == [device_dir]          # lgpio's notification pipes
     assert unit["Environment"] == ["LG_WD=%t/openbwc"]
