@@ -4,6 +4,7 @@ The same code runs on the simulator and the Pi (HAL-3): it sees only the Board.
 """
 from __future__ import annotations
 
+import logging
 import threading
 
 from nacl.signing import SigningKey
@@ -27,6 +28,8 @@ from hal.board import Board
 from hal.clock import Timer
 from hal.indicators import LED_RECORD, LED_STATUS
 from hal.inputs import RECORD_BUTTON
+
+_log = logging.getLogger(__name__)
 
 # An audit entry's own fields (docs/format.md §5): a message's fields must not overwrite them.
 _ENTRY_KEYS = frozenset({"type", "n", "prev", "monotonic_us", "utc_us", "device_id", "status"})
@@ -79,15 +82,17 @@ class Firmware:
         try:
             self._boot(recovery, now_us, utc_us)
         except Exception as exc:
-            part = getattr(exc, "part", None) or "firmware"
-            if self.recorder is not None:
-                if not self.writer.started:   # so what was queued (boot, the failure) is written
-                    self.writer.start()
-                self.shutdown("boot_failed")   # logs it, closes the writer, saves running=False
-            else:
-                self.chain.running = False
-                self.chain.save(board.keystore)
-            raise BootError(f"{part} failed at boot: {type(exc).__name__}: {exc}") from exc
+            try:
+                # Once the boot is logged (the writer runs from then on) the undoing is logged
+                # too; before, nothing is written, and a pending recovery stays pending, so
+                # the next boot still explains the unclean stop first (AUD-2).
+                if self.writer is not None and self.writer.started:
+                    self.shutdown("boot_failed")   # closes the writer, saves running=False
+            except Exception:  # noqa: BLE001 - the boot's own failure is the one to report
+                _log.exception("undoing the failed boot failed too")
+            self.chain.running = False
+            self.chain.save(board.keystore)
+            raise BootError(f"the firmware could not boot: {type(exc).__name__}: {exc}") from exc
 
     def _boot(self, recovery, now_us: int, utc_us: int) -> None:
         board, clock = self.board, self.board.clock

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from device.health import pipeline_problem
+from device.health import WriterProgress, pipeline_problem
 from device.states import State
 from tools.sdnotify import SdNotify
 
@@ -20,6 +20,7 @@ class ServiceWatchdog:
         self._last_ping_us: int | None = None
         self._status: str | None = None
         self._problem: str | None = None
+        self._writer_progress = WriterProgress()
         self.pings = 0
 
     def ready(self, boot_note: str) -> None:
@@ -31,7 +32,9 @@ class ServiceWatchdog:
 
     def tick(self, now_us: int) -> str | None:
         """Feed the watchdog if the pipeline is healthy; returns the problem, if any."""
-        problem = pipeline_problem(self._firmware, now_us)
+        writer = self._firmware.writer
+        stuck_us = self._writer_progress.stuck_us(writer, now_us) if writer is not None else 0
+        problem = pipeline_problem(self._firmware, now_us, stuck_us)
         if problem != self._problem:
             if problem is not None:
                 log.error("not feeding the service watchdog: %s", problem)

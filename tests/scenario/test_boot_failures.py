@@ -75,7 +75,7 @@ def test_a_boot_that_cannot_go_on_is_undone_and_said_in_one_line(tmp_path, custo
     monkeypatch.setattr(board.inputs, "subscribe", broken)
     with pytest.raises(BootError) as failed:
         firmware.boot()
-    assert str(failed.value) == "firmware failed at boot: RuntimeError: the gesture decoder table is empty"
+    assert str(failed.value) == "the firmware could not boot: RuntimeError: the gesture decoder table is empty"
     assert "\n" not in str(failed.value)
     # Honest state: the next boot sees a clean stop, so it writes no `recovery` entry.
     assert ChainState.load(board.keystore).running is False
