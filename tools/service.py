@@ -26,13 +26,14 @@ def unit_template() -> str:
     return resources.files("tools").joinpath("systemd", UNIT_NAME).read_text(encoding="utf-8")
 
 
-def render_unit(*, bwc_path: str, device_dir: str, user: str, groups: tuple[str, ...]) -> str:
+def render_unit(*, bwc_path: str, device_dir: str, user: str, groups: tuple[str, ...],
+                group: str | None = None) -> str:
     for name, value in (("bwc", bwc_path), ("device directory", device_dir)):
         if not os.path.isabs(value) or any(c.isspace() or c in "%$\\\"'" for c in value):
             raise ServiceError(f"the {name} path must be absolute, without spaces, quotes, % or $: {value!r}")
     text = unit_template()
     for key, value in (("@BWC@", bwc_path), ("@DEVICE_DIR@", device_dir), ("@USER@", user),
-                       ("@GROUPS@", " ".join(groups))):
+                       ("@GROUP@", group or user), ("@GROUPS@", " ".join(groups))):
         text = text.replace(key, value)
     return text
 
@@ -48,6 +49,15 @@ def existing_groups(names=DEVICE_GROUPS) -> tuple[str, ...]:
     return tuple(found)
 
 
+def _primary_group(user: str) -> str | None:
+    """The user's own primary group's name (Group= must match what the files are chowned to);
+    None for a user still to be made (useradd --user-group gives it a group of its name)."""
+    try:
+        return grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name
+    except KeyError:
+        return None
+
+
 def _bwc_path() -> str:
     """This installation's bwc: the one beside the running interpreter (the venv's), else PATH's."""
     beside = os.path.join(os.path.dirname(sys.executable), "bwc")
@@ -61,8 +71,16 @@ def install(args) -> int:
     device_dir = os.path.realpath(args.device)
     if not os.path.isfile(os.path.join(device_dir, "device.json")):
         raise ServiceError(f"{device_dir} is not a provisioned device directory (no device.json)")
+    storage = os.path.join(device_dir, "storage")
+    if os.path.islink(storage):
+        # ProtectSystem=strict leaves only the device directory writable, and a link's target
+        # is not inside it: the firmware would fail with EROFS at its first segment.
+        raise ServiceError(f"{storage} is a symbolic link: mount the evidence drive there instead "
+                           "(docs/pi.md#storage)")
     groups = existing_groups()
-    unit = render_unit(bwc_path=args.bwc or _bwc_path(), device_dir=device_dir, user=args.user, groups=groups)
+    bwc_path = args.bwc or _bwc_path()
+    unit = render_unit(bwc_path=bwc_path, device_dir=device_dir, user=args.user, groups=groups,
+                       group=_primary_group(args.user))
     target = os.path.join(args.unit_dir, UNIT_NAME)
     if args.dry_run:
         sys.stdout.write(unit)
@@ -74,6 +92,8 @@ def install(args) -> int:
     except KeyError:
         subprocess.run(["useradd", "--system", "--home-dir", device_dir, "--no-create-home",
                         "--shell", "/usr/sbin/nologin", "--user-group", args.user], check=True)
+        unit = render_unit(bwc_path=bwc_path, device_dir=device_dir, user=args.user, groups=groups,
+                           group=_primary_group(args.user))
     # Owned by the service user, private to it: the key store must not be readable by others.
     uid, gid = pwd.getpwnam(args.user).pw_uid, pwd.getpwnam(args.user).pw_gid
     for root, dirs, files in os.walk(device_dir):

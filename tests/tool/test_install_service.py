@@ -50,6 +50,7 @@ def test_the_unit_notifies_is_watched_runs_as_its_own_user_and_can_write_only_it
     assert unit["WorkingDirectory"] == [device_dir]          # lgpio's notification pipes
     assert unit["Environment"] == ["LG_WD=%t/openbwc"]
     assert unit["User"] == ["openbwc"] and unit["Group"] == ["openbwc"]
+    assert unit["RequiresMountsFor"] == [f"{device_dir}/storage"]
     assert unit["ProtectSystem"] == ["strict"] and unit["ReadWritePaths"] == [device_dir]
     for key in ("PrivateTmp", "NoNewPrivileges", "ProtectHome"):
         assert unit[key] == ["yes"], key
@@ -76,11 +77,17 @@ def test_installing_writes_the_unit_and_makes_the_device_private(bwc, fresh_devi
 @pytest.mark.parametrize("problem, expected", [
     ("not-a-device", "is not a provisioned device directory (no device.json)"),
     ("space in path", "path must be absolute, without spaces"),
+    ("storage link", "storage is a symbolic link: mount the evidence drive there instead"),
 ])
 def test_a_wrong_device_directory_is_one_line(bwc, fresh_device, tmp_path, problem, expected):
     if problem == "not-a-device":
         target = tmp_path / "empty"
         target.mkdir()
+    elif problem == "storage link":
+        target = tmp_path / "cam"
+        shutil.copytree(fresh_device.dir, target)
+        (tmp_path / "usb").mkdir()
+        (target / "storage").symlink_to(tmp_path / "usb")
     else:
         target = tmp_path / "my camera"
         shutil.copytree(fresh_device.dir, target)
