@@ -114,9 +114,13 @@ def _pi_checks(ctx: _Context, probe: Probe) -> list:
         return result
 
     def lock() -> Result:
-        from hal.devicelock import LOCK_FILE, DeviceBusyError, DeviceLock
+        from hal.devicelock import LOCK_FILE, DeviceBusyError, DeviceLock, DeviceLockError
         if ctx.device is None:
             return pi.not_checked("device-lock", "no --device")
+        if not os.access(ctx.device, os.R_OK | os.X_OK):
+            ctx.hardware_free = False   # perhaps running: nothing is probed behind its back
+            return common.fail("device-lock", f"{ctx.device} is not readable by this user: run the doctor as "
+                                              "the service's user (sudo -u openbwc bwc doctor ...)")
         if not os.path.exists(os.path.join(ctx.device, LOCK_FILE)):
             # Never run, so not running. Not created here: made by a doctor run as root, the
             # lock file would be root's, and the service's own user could not open it.
@@ -128,6 +132,10 @@ def _pi_checks(ctx: _Context, probe: Probe) -> list:
             ctx.hardware_free = False
             return common.warn("device-lock", f"{exc}: its camera, pins and microphone are not probed; stop it "
                                               "(systemctl stop) for a full check")
+        except (DeviceLockError, OSError) as exc:   # run.lock is another user's (the service's)
+            ctx.hardware_free = False
+            return common.fail("device-lock", f"cannot open {LOCK_FILE} ({exc}): run the doctor as the service's "
+                                              "user (sudo -u openbwc bwc doctor ...); its camera, pins and microphone were not probed")
         ctx.lock = held   # held to the end, so a bwc run started meanwhile cannot collide with a probe
         return common.ok("device-lock", f"{ctx.device} is not running; the doctor holds it while probing")
 

@@ -299,6 +299,9 @@ def secret_files(device_dir: str) -> list[str]:
 def check_keys(probe: Probe, device_dir: str) -> Result:
     from hal.filekeystore import SIGNING_KEY_FILE
     name = "keys"
+    if not os.access(device_dir, os.R_OK | os.X_OK):
+        # Not "no device.key": that would invite re-provisioning a camera that has its key.
+        return fail(name, f"{device_dir} is not readable by this user: run the doctor as the service's user")
     files = secret_files(device_dir)
     if os.path.join(device_dir, SIGNING_KEY_FILE) not in files:
         return fail(name, f"no {SIGNING_KEY_FILE} in {device_dir}: provision the device (bwc provision)")

@@ -311,3 +311,27 @@ def test_the_bookworm_numpy_abi_failure_end_to_end(bwc, blank_device, tmp_path, 
     assert found["picamera2"][0] == FAIL
     assert found["picamera2"][1].startswith("picamera2 cannot import: numpy ABI mismatch (`numpy.dtype size changed`)")
     assert found["camera"] == (WARN, "not checked: picamera2 does not import")
+
+
+def test_a_run_lock_this_user_cannot_open_is_one_fail_and_no_hardware_is_probed(tmp_path, fresh_device, capsys,
+                                                                                 monkeypatch):
+    """The service's own run.lock (mode 600, user openbwc) and a doctor run as `pi`."""
+    import hal.devicelock
+    from hal.devicelock import LOCK_FILE
+
+    (fresh_device.dir / LOCK_FILE).write_text("")
+    real_open = os.open
+
+    def refuse(path, *a, **kw):
+        if str(path).endswith(LOCK_FILE):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *a, **kw)
+
+    monkeypatch.setattr(hal.devicelock.os, "open", refuse)
+    api, camera = make_camera_api(libav=True)
+    probe = healthy_pi(tmp_path, uid=os.geteuid, load_picamera2_api=lambda: api)
+    code = doctor.run(args("pi", fresh_device.dir), probe)
+    found = lines_of(capsys.readouterr().out)
+    assert code == 1 and camera.opened == 0
+    assert found["device-lock"][0] == FAIL and "run the doctor as the service's user" in found["device-lock"][1]
+    assert "arecord" not in [call[0] for call in probe.run.calls]
