@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import re
 
+# The same reading of ALSA's cascade of lines as the microphone backend's own errors.
+from hal.pi.alsa_capture import alsa_reason as _alsa_reason
 from tools.doctor_checks import DEFAULT_COMMAND_TIMEOUT_S, Probe, Result, _last_line, fail, ok, warn
 
 BOOT_CONFIGS = ("/boot/firmware/config.txt", "/boot/config.txt")   # Bookworm and later, then older images
@@ -311,12 +313,6 @@ def _capture_probe(probe: Probe, config) -> Result:
     why = ran.problem or _alsa_reason(ran.stderr) or f"arecord exited {ran.returncode}"
     return fail("audio-capture", f"capture device {device!r} does not record: {why}; set alsa_mic_device in "
                                  "pi.toml (`arecord -L` lists them)")
-
-
-def _alsa_reason(stderr: str) -> str:
-    # The same reading of ALSA's cascade of lines as the microphone backend's own errors.
-    from hal.pi.alsa_capture import alsa_reason
-    return alsa_reason(stderr)
 
 
 def _speaker_listed(probe: Probe, config) -> Result:

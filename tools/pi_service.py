@@ -21,7 +21,6 @@ class ServiceWatchdog:
         self._status: str | None = None
         self._problem: str | None = None
         self._writer_progress = WriterProgress()
-        self.pings = 0
 
     def ready(self, boot_note: str) -> None:
         self._notifier.send(READY=1, STATUS=boot_note)
@@ -44,7 +43,6 @@ class ServiceWatchdog:
                 self._last_ping_us is None or now_us - self._last_ping_us >= interval_us // 3):
             if self._notifier.send(WATCHDOG=1):
                 self._last_ping_us = now_us
-                self.pings += 1
         status = self._status_line(problem)
         if status != self._status:
             self._notifier.send(STATUS=status)

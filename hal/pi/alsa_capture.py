@@ -25,7 +25,6 @@ import logging
 import os
 import re
 import select
-import shutil
 import signal
 import subprocess
 import time
@@ -201,18 +200,3 @@ class ArecordStream:
         self._open_fds.clear()
         self._proc.stdout.close()
         self._proc.stderr.close()
-
-
-def probe_capture(device: str, sample_rate_hz: int = 48_000, *, arecord_path: str = "arecord",
-                  timeout_s: float = DEFAULT_OPEN_TIMEOUT_S) -> str | None:
-    """None if `device` delivers S16_LE mono audio now, else why not in one line (for `bwc doctor`)."""
-    resolved = shutil.which(arecord_path)
-    if resolved is None:
-        return f"{arecord_path!r} not found (apt install alsa-utils)"
-    try:
-        stream = ArecordStream(resolved, device, sample_rate_hz, open_timeout_s=timeout_s)
-    except (CaptureFailed, OSError) as exc:
-        return str(exc)
-    stream.terminate(timeout_s)
-    stream.close()
-    return None

@@ -327,23 +327,3 @@ class PiSpeaker(Speaker):
         # Logged loudly and kept; raising here would kill the worker and every later cue.
         self.last_error = message
         _log.error("speaker: %s", message)
-
-
-def probe_playback(device: str, *, aplay_path: str = "aplay", timeout_s: float = 2.0) -> str | None:
-    """None if `device` accepts S16_LE mono through aplay now, else why not in one line (for `bwc doctor`).
-
-    Plays 10 ms of silence: nothing a bystander hears.
-    """
-    resolved = shutil.which(aplay_path)
-    if resolved is None:
-        return f"{aplay_path!r} not found (apt install alsa-utils)"
-    argv = [resolved, "-q", "-D", device, "-t", "raw", "-f", "S16_LE", "-c", "1", "-r", "48000"]
-    try:
-        result = subprocess.run(argv, input=bytes(960), timeout=timeout_s, capture_output=True, check=False)
-    except subprocess.TimeoutExpired:
-        return f"aplay still running {timeout_s:g} s after 10 ms of silence; killed"
-    except OSError as exc:
-        return f"aplay could not run: {exc}"
-    if result.returncode != 0:
-        return f"aplay exited {result.returncode}: {alsa_reason(result.stderr.decode(errors='replace'))}"
-    return None

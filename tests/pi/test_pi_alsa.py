@@ -18,8 +18,7 @@ import numpy as np
 import pytest
 
 from hal.pi import BackendUnavailable
-from hal.pi.alsa_capture import probe_capture
-from hal.pi.audio import PiMicrophone, PiSpeaker, probe_playback
+from hal.pi.audio import PiMicrophone, PiSpeaker
 from tests.pi.alsa_env import (RATE_HZ, TONE_AMPLITUDE, TONE_HZ, PacedClock, children_named, make_alsa_env,
                                require_alsa_utils, tone)
 
@@ -259,17 +258,3 @@ def test_a_wedged_aplay_is_killed(alsa):
 
 def test_the_machine_has_alsa_utils():
     require_alsa_utils()  # fails with the apt line, rather than letting the tests above skip
-
-
-# ---- what `bwc doctor` can ask -------------------------------------------------------------
-
-def test_probes_say_whether_each_device_works_now_in_one_line(alsa):
-    assert probe_capture(alsa.tone_pcm) is None
-    assert probe_capture("openbwc_no_such_pcm") == ("Unknown PCM openbwc_no_such_pcm "
-                                                    "(audio open error: No such file or directory), arecord exited 1")
-    assert probe_playback(alsa.speaker_pcm) is None
-    assert probe_playback("openbwc_no_such_pcm") == ("aplay exited 1: Unknown PCM openbwc_no_such_pcm "
-                                                     "(audio open error: No such file or directory)")
-    assert probe_playback(alsa.wedged_speaker_pcm, timeout_s=0.3) == \
-        "aplay still running 0.3 s after 10 ms of silence; killed"
-    assert not children_named("arecord") and not children_named("aplay")
