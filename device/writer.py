@@ -25,7 +25,7 @@ from device.evidence.segment_file import SegmentFile
 from device.muxer import FragmentMuxer
 from device.storage_reserve import reserve_bytes
 from device.writer_event import OpenEvent
-from device.writer_health import WriterHealth
+from device.writer_health import DurableMark, WriterHealth
 from device.writer_items import AuditEntry, EventStart, EventStop, Metadata, item_time_us
 from hal.keystore import KeyStore
 from hal.media import AudioFormat, MediaPacket, VideoFormat
@@ -78,6 +78,7 @@ class SegmentWriter:
         self._death: tuple[BaseException, str | None] | None = None
         self._started = self._closing = False
         self._restart_lock = threading.Lock()
+        self._durable_listeners: list[Callable[[DurableMark], None]] = []
         self._thread = self._new_thread(self._run)
 
     def _new_thread(self, target: Callable[[], None]) -> threading.Thread:
@@ -91,6 +92,12 @@ class SegmentWriter:
     @property
     def started(self) -> bool:
         return self._started
+
+    def add_durable_listener(self, listener: Callable[[DurableMark], None]) -> None:
+        """Call `listener(mark)` on the writer thread each time a checkpoint made media of
+        the open event durable (tools/bench measures activation latency with it). Add
+        before start(); a listener must return quickly and never raise."""
+        self._durable_listeners.append(listener)
 
     def put(self, item: object) -> None:
         self._queue.put(item)
@@ -366,6 +373,14 @@ class SegmentWriter:
         ends = [None if (s := event.muxer.delivered(kind)) is None else s[1] + event.origin_monotonic_us
                 for kind in ("video", "audio")]
         self._health.set_committed(*ends)
+        if self._durable_listeners:
+            video_end_us, audio_end_us = self._health.committed()
+            mark = DurableMark(event.start.event_id, event.segment.seq, event.start.activation_monotonic_us,
+                               video_end_us, audio_end_us,
+                               event.pre_event_video_end_us is None
+                               or (video_end_us is not None and video_end_us >= event.pre_event_video_end_us))
+            for listener in self._durable_listeners:
+                self._notify(listener, mark)
 
     def _report_video(self, video_us: int) -> None:
         """on_committed, only when committed video advanced."""

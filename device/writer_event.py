@@ -45,6 +45,10 @@ class OpenEvent:
         self.awaiting_keyframe = False               # after a video gap (FLT-1), or from an audio start
         self.video_muxed = False                     # False while the event has no video yet
         self.gap_dropped_frames = 0
+        # End of the newest video frame the activation took from the pre-event buffer
+        # (None: it took none): once committed video reaches it, the pre-event is durable.
+        video = [p for p in start.packets if p.kind == "video"]
+        self.pre_event_video_end_us = video[-1].timestamp_us + video[-1].duration_us if video else None
 
     def video_may_continue(self, packet: MediaPacket) -> bool:
         """False for a frame that must wait for a keyframe: any frame after a gap

@@ -6,6 +6,19 @@ read here either: times come from the items the writer handles.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DurableMark:
+    """What one checkpoint of an open event made durable (write and sync returned), for
+    listeners that measure activation latency (tools/bench). Monotonic µs throughout."""
+    event_id: str
+    seq: int
+    activation_monotonic_us: int
+    video_end_us: int | None      # end of the newest durable video frame of the event
+    audio_end_us: int | None
+    pre_event_durable: bool       # every packet the activation took from the buffer is durable
 
 
 class WriterHealth:

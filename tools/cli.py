@@ -324,7 +324,7 @@ def _demo(args) -> int:
 
 
 def _bench(args) -> int:
-    from tools.bench import run_bench
+    from tools.bench.legacy import run_bench
     report = run_bench(args.out, args.quick)
     print(json.dumps(report, indent=2))
     print(f"report written to {os.path.join(args.out, 'bench.json')}")

@@ -24,7 +24,7 @@ from intake_client import Server, s3_server  # noqa: E402
 from device.evidence.keys import INTAKE_PUBLIC, read_device_public, read_key  # noqa: E402
 from device.evidence.receipt import check_receipt  # noqa: E402
 from device.evidence.storage_verify import verify_storage  # noqa: E402
-from tools.bench_offload import SMALL, _percentile, card_bytes, record_card  # noqa: E402
+from tools.bench.offload import SMALL, _percentile, card_bytes, record_card  # noqa: E402
 from tools.intake.config import enroll_device, init_intake  # noqa: E402
 from tools.intake.history import materialised  # noqa: E402
 from tools.cli import main  # noqa: E402

@@ -7,7 +7,7 @@ Figures:
   10 Mbit/s, and of the same run with no pre-event (the difference is the buffer);
 - wall time of `bwc demo`, and the simulator's speed relative to real time;
 - offload into a real intake: loopback MB/s against `cp`, efficiency over a slow link that
-  drops, and a fleet of devices into two replicas (tools/bench_offload.py).
+  drops, and a fleet of devices into two replicas (tools.bench.offload.py).
 """
 from __future__ import annotations
 
@@ -150,7 +150,7 @@ def run_bench(out_dir: str, quick: bool = False) -> dict:
                 "expected_buffer_bytes_mib": round(buffer_mib, 1),
                 "target": "<= 150 MiB plus the buffer's bytes (DESIGN §4)",
             }
-        from tools.bench_offload import bench_offload
+        from tools.bench.offload import bench_offload
         report["offload"] = bench_offload(os.path.join(root, "offload"), quick)
     with open(os.path.join(out_dir, "bench.json"), "w") as f:
         json.dump(report, f, indent=2)
