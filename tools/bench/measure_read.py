@@ -1,0 +1,8 @@
+"""Throughput figures of the read path for the throughput suite (placeholder: being built)."""
+from __future__ import annotations
+
+from tools.bench.model import BenchContext, Figure, Series
+
+
+def measure(ctx: BenchContext) -> tuple[list[Figure], list[Series]]:
+    return [], []
