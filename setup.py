@@ -17,5 +17,6 @@ setup(
         "openbwc.simulator": ["scenarios/*.toml"],
         "openbwc.device": ["assets/announce/*.flac"],   # the shipped announcement voices (docs/announce.md)
         "openbwc.tools": ["systemd/*.service"],          # the unit `bwc install-service` installs (docs/pi.md)
+        "openbwc.tools.bench": ["defaults.toml"],        # the default thresholds of `bwc bench run` (docs/bench.md)
     },
 )

@@ -9,6 +9,7 @@ import time
 
 from tools import doctor as doctor_command
 from tools import pod_command, service, world_command
+from tools.bench import command as bench_command
 from tools.offload import command as offload_command
 
 EXIT_OK, EXIT_INTEGRITY, EXIT_USAGE, EXIT_TRUNCATED, EXIT_BEFORE_SET = 0, 1, 2, 3, 4
@@ -95,9 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("demo", help="keygen, provision, record a scenario, verify, export")
     s.add_argument("--out", required=True, metavar="DIR")
 
-    s = sub.add_parser("bench", help="measure CPU, memory and speed; write DIR/bench.json")
-    s.add_argument("--out", required=True, metavar="DIR")
-    s.add_argument("--quick", action="store_true", help="smaller, faster figures (no memory runs)")
+    bench_command.add_parser(sub)
     offload_command.add_parser(sub)
     pod_command.add_parser(sub)
     world_command.add_parser(sub)
@@ -123,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     from tools.intake.store import StoreError, StoreURLError
     try:
         return _COMMANDS[args.command](args)
-    except (UsageError, ConfigError, KeyFileError, KeyStoreError, ChainStateError, IntakeConfigError,
+    except (UsageError, bench_command.BenchUsageError, ConfigError, KeyFileError, KeyStoreError, ChainStateError, IntakeConfigError,
             HistoryError, StoreURLError, StoreError) as exc:
         print(f"bwc {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -323,15 +322,7 @@ def _demo(args) -> int:
     return run_demo(args.out)
 
 
-def _bench(args) -> int:
-    from tools.bench.legacy import run_bench
-    report = run_bench(args.out, args.quick)
-    print(json.dumps(report, indent=2))
-    print(f"report written to {os.path.join(args.out, 'bench.json')}")
-    return EXIT_OK
-
-
-_COMMANDS = {"bench": _bench, "keygen": _keygen, "provision": _provision, "run": _run, "verify": _verify,
+_COMMANDS = {"bench": bench_command.run, "keygen": _keygen, "provision": _provision, "run": _run, "verify": _verify,
              "export": _export, "demo": _demo, "intake": _intake, "group": _group, "vehicle": _vehicle,
              "offload": offload_command.run, "pod": pod_command.run,
              "world": world_command.run, "install-service": service.run, "doctor": doctor_command.run}

@@ -87,3 +87,4 @@ class BenchContext:
     seed: int = 0
     rng: random.Random = field(default_factory=random.Random)
     rig: object | None = None  # tools/bench/rig.py BenchRig, for hal "pi"
+    disk_write_mb_s: float | None = None  # measured once per run in work_dir (machine.py)

@@ -1,0 +1,50 @@
+"""What the report says about the machine: CPU, cores, Python, kernel, and the disk's
+measured write rate (the activation figures are judged against it, docs/bench.md)."""
+from __future__ import annotations
+
+import os
+import platform
+import time
+
+DISK_PROBE_BYTES = 64 * 1024 * 1024
+DISK_PROBE_CHUNK_BYTES = 4 * 1024 * 1024
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("model name", "Model", "Hardware"):
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def disk_write_mb_s(work_dir: str) -> float:
+    """MB/s of 64 MiB written in 4 MiB writes, each followed by fsync, in `work_dir` (the
+    disk the suites write to), as the writer does: durable bytes, not the page cache's."""
+    path = os.path.join(work_dir, "disk-probe.bin")
+    chunk = os.urandom(DISK_PROBE_CHUNK_BYTES)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        started = time.perf_counter()
+        for _ in range(DISK_PROBE_BYTES // DISK_PROBE_CHUNK_BYTES):
+            os.write(fd, chunk)
+            os.fsync(fd)
+        elapsed_s = time.perf_counter() - started
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    return DISK_PROBE_BYTES / 1e6 / elapsed_s
+
+
+def describe(work_dir: str) -> dict:
+    return {"cpu_model": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
+            "kernel": platform.release(), "platform": platform.platform(),
+            "disk_write_mb_s": round(disk_write_mb_s(work_dir), 1),
+            "disk_probe": "64 MiB in 4 MiB writes, each followed by fsync, in the work directory",
+            "load_avg_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None}
+
+
