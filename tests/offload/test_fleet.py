@@ -2,7 +2,7 @@
 (a real moto S3 server). Every device exits 0 with a valid receipt logged and its card
 emptied of what was received; every device's whole history verifies from the bucket; no
 segment is lost or held twice. Prints the aggregate rate and request latencies
-(`bwc bench` reports the same for a file store)."""
+(`bwc bench run offload` reports the same for a file store)."""
 from __future__ import annotations
 
 import contextlib
@@ -24,7 +24,8 @@ from intake_client import Server, s3_server  # noqa: E402
 from device.evidence.keys import INTAKE_PUBLIC, read_device_public, read_key  # noqa: E402
 from device.evidence.receipt import check_receipt  # noqa: E402
 from device.evidence.storage_verify import verify_storage  # noqa: E402
-from tools.bench.offload import SMALL, _percentile, card_bytes, record_card  # noqa: E402
+from tools.bench.model import percentile  # noqa: E402
+from tools.bench.offload import SMALL, card_bytes, record_card  # noqa: E402
 from tools.intake.config import enroll_device, init_intake  # noqa: E402
 from tools.intake.history import materialised  # noqa: E402
 from tools.cli import main  # noqa: E402
@@ -81,7 +82,7 @@ def _fleet(tmp_path, moto, devices: int, monkeypatch) -> None:
                        if line["path"].startswith("/v1/devices/"))
     print(f"\nfleet: {devices} devices, 2 replicas, {payload / 1e6:.1f} MB in {elapsed:.1f} s = "
           f"{payload / 1e6 / elapsed:.2f} MB/s aggregate; {len(latencies)} requests, "
-          f"p50 {_percentile(latencies, 50):.1f} ms, p99 {_percentile(latencies, 99):.1f} ms")
+          f"p50 {percentile(latencies, 50):.1f} ms, p99 {percentile(latencies, 99):.1f} ms")
     intake_key = read_key(intake_pub, INTAKE_PUBLIC)
     for card in cards:
         assert codes.get(card) == 0, (card, codes.get(card))
