@@ -11,9 +11,16 @@ camera does: the loop's packet with an H.264 SEI NAL unit (user data unregistere
 UUID) prepended that carries the packet counter, so every packet's bytes differ and the
 stream stays valid H.264 (decoders skip unknown user data). 32 bytes per packet, under
 0.1 % of 10 Mbit/s. `packet_counter()` reads the counter back (e.g. from exported footage).
+
+The counter is the capture slot since the part was built (it keeps counting while the
+cord is pulled), and `starts` logs (first slot, monotonic µs) per start(), so
+`capture_us(counter)` is the instant a packet was captured: what the shift suite checks
+recorded footage's timestamps against. The camera's cord can be pulled and the microphone
+can fail, as the simulator's own parts can (`replay_board`: a scenario run on replay parts).
 """
 from __future__ import annotations
 
+import dataclasses
 from fractions import Fraction
 
 import av
@@ -42,7 +49,8 @@ def encode_video_loop(video: VideoFormat, gops: int = 2) -> list[tuple[bytes, bo
 
 # user_data_unregistered (SEI payload type 5): a 16-byte UUID, then our 8-byte counter.
 _SEI_UUID = bytes.fromhex("6f70656e6277632d7265706c61792d31")   # "openbwc-replay-1"
-_SEI_PREFIX = b"\x00\x00\x00\x01\x06\x05\x18" + _SEI_UUID
+_SEI_NAL = b"\x06\x05\x18" + _SEI_UUID    # NAL header (SEI), payload type 5, 24 bytes
+_SEI_PREFIX = b"\x00\x00\x00\x01" + _SEI_NAL
 
 
 def _counter_bytes(n: int) -> bytes:
@@ -61,12 +69,13 @@ def with_counter(data: bytes, n: int) -> bytes:
 
 
 def packet_counter(data: bytes) -> int | None:
-    """The counter `with_counter` put in `data`, or None if it carries none."""
-    at = data.find(_SEI_PREFIX)
+    """The counter `with_counter` put in `data` (Annex B, or length-prefixed as in an MP4),
+    or None if it carries none."""
+    at = data.find(_SEI_NAL)
     if at < 0:
         return None
     n = 0
-    for digit in data[at + len(_SEI_PREFIX):at + len(_SEI_PREFIX) + 8]:
+    for digit in data[at + len(_SEI_NAL):at + len(_SEI_NAL) + 8]:
         n = n * 255 + digit - 1
     return n
 
@@ -91,14 +100,27 @@ class _Replayer:
         self._clock, self._kind, self._payloads, self._period_us = clock, kind, payloads, period_us
         self._distinct = distinct
         self.delivered = 0   # packets delivered since construction, across restarts
+        self.starts: list[tuple[int, int]] = []   # (first capture slot, monotonic µs) per start()
+        self._slot_base = 0
+        self.connected = True       # the camera's cord; the microphone's capture working
+        self._rekey = False         # at the next delivery, restart the loop at its keyframe
+        self._loop_origin = 0
         self._sink: PacketSink | None = None
         self._timer: Timer | None = None
         self._t0_us = 0
         self._n = 0
 
     def start(self, sink: PacketSink) -> None:
-        self._sink, self._t0_us, self._n = sink, self._clock.monotonic_us(), 0
+        if self.starts:
+            self._slot_base += self._n
+        self._sink, self._t0_us, self._n, self._loop_origin = sink, self._clock.monotonic_us(), 0, 0
+        self.starts.append((self._slot_base, self._t0_us))
         self._schedule()
+
+    def capture_us(self, slot: int) -> int:
+        """When the packet of capture slot `slot` was (or would have been) captured."""
+        base, t0_us = max((s for s in self.starts if s[0] <= slot), default=self.starts[0])
+        return t0_us + round((slot - base) * self._period_us)
 
     def stop(self) -> None:
         if self._timer is not None:
@@ -113,12 +135,17 @@ class _Replayer:
         sink = self._sink
         if sink is None:
             return
-        data, keyframe = self._payloads[self._n % len(self._payloads)]
-        if self._distinct:
-            data = with_counter(data, self.delivered)
+        slot, n = self._slot_base + self._n, self._n
         self._n += 1
-        self.delivered += 1
         self._schedule()
+        if not self.connected:
+            return
+        if self._rekey:   # back from a pulled cord: a keyframe first, as a camera resumes
+            self._loop_origin, self._rekey = n, False
+        data, keyframe = self._payloads[(n - self._loop_origin) % len(self._payloads)]
+        if self._distinct:
+            data = with_counter(data, slot)
+        self.delivered += 1
         sink(MediaPacket(self._kind, data, at_us, round(self._period_us), keyframe))
 
 
@@ -138,19 +165,64 @@ class ReplayCamera(Camera):
     def stop(self) -> None:
         self._replayer.stop()
 
+    @property
+    def replayer(self) -> _Replayer:
+        return self._replayer
+
+    @property
+    def frame_count(self) -> int:
+        return self._replayer.delivered
+
+    def disconnect(self) -> None:
+        """The cord is pulled: no frames; capture slots keep counting."""
+        self._replayer.connected = False
+
+    def reconnect(self) -> None:
+        self._replayer.connected, self._replayer._rekey = True, True
+
 
 class ReplayMicrophone(Microphone):
     def __init__(self, clock: Clock, audio: AudioFormat = AudioFormat()) -> None:
         self._format = audio
         payloads = [(data, True) for data in encode_audio_loop(audio)]
         self._replayer = _Replayer(clock, "audio", payloads, BLOCK_SAMPLES * 1e6 / audio.sample_rate_hz)
+        self._healed = False
 
     @property
     def audio_format(self) -> AudioFormat:
         return self._format
 
     def start(self, sink: PacketSink) -> None:
+        if self._healed:
+            self._replayer.connected, self._healed = True, False
         self._replayer.start(sink)
 
     def stop(self) -> None:
         self._replayer.stop()
+
+    @property
+    def replayer(self) -> _Replayer:
+        return self._replayer
+
+    def fail(self) -> None:
+        """The capture crashes: nothing more, even after a restart, until heal()."""
+        self._replayer.connected, self._healed = False, False
+
+    def heal(self) -> None:
+        """Works again from the firmware's next start() of it (as the simulator's microphone)."""
+        self._healed = True
+
+
+def replay_board(video: VideoFormat | None = None, distinct_payloads: bool = False):
+    """A drop-in for simulator.board.build_sim_board (same arguments) whose camera and
+    microphone are replay parts: a scenario run without paying for the simulated encoders.
+    `video`: the replayed format (default: the scenario's [camera])."""
+    from simulator.board import build_sim_board
+
+    def build(clock, device_dir, storage_dir, scenario_video, *args, **kwargs):
+        world = build_sim_board(clock, device_dir, storage_dir, scenario_video, *args, **kwargs)
+        camera = ReplayCamera(clock, video or scenario_video, distinct_payloads=distinct_payloads)
+        microphone = ReplayMicrophone(clock)
+        board = dataclasses.replace(world.board, camera=camera, microphone=microphone)
+        return dataclasses.replace(world, board=board, camera=camera)
+    return build

@@ -112,7 +112,7 @@ class _Device:
                  policy: Policy, device_dir: str, storage_dir: str, source_path: str | None,
                  trace: Trace | None = None, ether: SimEther | None = None, node: str = "camera",
                  group: MemberRecord | None = None, group_peers: tuple[str, ...] = (),
-                 pods: tuple[str, ...] | None = None) -> None:
+                 pods: tuple[str, ...] | None = None, build_board=build_sim_board) -> None:
         """`ether`, `node`: the radio world this camera is in and its name there (a world of
         several cameras shares one, simulator/world.py); `group`, `group_peers`: its group
         membership and the nodes its starts go to; `pods`: its paired pods (default: the
@@ -132,6 +132,7 @@ class _Device:
         self.pod_ids = scenario.pods if pods is None else pods
         self.ether = ether if ether is not None else SimEther(clock) if self.pod_ids else None
         self.node, self.group, self.group_peers = node, group, tuple(group_peers)
+        self.build_board = build_board   # build_sim_board, or simulator/replay.py's replay_board
         self.pods: dict[str, SimPod] = {}
         if self.pod_ids:
             self._pair_pods()
@@ -165,7 +166,7 @@ class _Device:
         # Recorded first, so what the boot itself shows (the status LED) follows it.
         line = {} if self.trace is None else self.trace.record("boot", inst.boot_us, boot=len(self.instances))
         try:
-            inst.world = build_sim_board(power, self.device_dir, self.storage_dir, self.scenario.video,
+            inst.world = self.build_board(power, self.device_dir, self.storage_dir, self.scenario.video,
                                          self.triggers, self.source_path,
                                          constant_bitrate=self.scenario.constant_bitrate, fs=self.fs,
                                          battery=self.battery, trace=self.trace,
@@ -367,11 +368,12 @@ def _schedule(device: _Device, clock: Clock, start_us: int, step: Step) -> None:
 def run_scenario(scenario: Scenario, identity: Identity, policy: Policy, device_dir: str,
                  storage_dir: str, source_path: str | None = None, realtime: bool = False,
                  simfs: SimFS | None = None, trace: Trace | bool | None = None,
-                 clock: Clock | None = None) -> RunResult:
+                 clock: Clock | None = None, build_board=build_sim_board) -> RunResult:
     """Run `scenario` to its end. `simfs`: the storage to run on (a test may arm faults or
     cuts on it first); a fresh one by default. `trace`: a Trace to report what the world
     saw and heard to, or True for a new one (RunResult.trace). `clock`: what to run on
-    instead of a VirtualClock (or, with `realtime`, a RealClock): a test's own clock."""
+    instead of a VirtualClock (or, with `realtime`, a RealClock): a test's own clock.
+    `build_board`: what builds each boot's board (the bench's replay parts)."""
     if clock is None:
         clock = RealClock() if realtime else VirtualClock()
     world_clock = SteppableWallClock(clock)
@@ -381,7 +383,7 @@ def run_scenario(scenario: Scenario, identity: Identity, policy: Policy, device_
         trace.use_clock(world_clock)
     fs = SimFS() if simfs is None else simfs
     device = _Device(world_clock, fs, scenario, identity, policy, device_dir, storage_dir, source_path,
-                     trace or None)
+                     trace or None, build_board=build_board)
     device.boot()
     start_us = clock.monotonic_us()
     if trace:
