@@ -147,3 +147,11 @@ def test_judging():
     absent = Figure("verify_mb_s", "MB/s", [], better="higher", skipped="openssl not found: apt-get install openssl")
     assert judge(absent, Threshold("ratio", 0.9, None)) == ("skipped", None, absent.skipped)
     assert judge(Figure("x", "ms", [1.0]), Threshold("ratio", 1.0, None))[0] == "skipped"
+
+
+def test_the_documented_pi_zero_override_is_valid(tmp_path):
+    doc = open("docs/bench.md", encoding="utf-8").read()
+    block = doc.split("# pi-zero-2w.toml", 1)[1].split("\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "pi-zero-2w.toml").write_text(block)
+    merged = load_thresholds(str(tmp_path / "pi-zero-2w.toml"), INFO_FIGURES)
+    assert merged[("memory", "rss_over_buffer_mib")] == Threshold("max", None, 120.0)
