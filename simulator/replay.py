@@ -80,6 +80,24 @@ def packet_counter(data: bytes) -> int | None:
     return n
 
 
+def save_loop(loop: list[tuple[bytes, bool]], path: str) -> None:
+    """Packets as (1-byte keyframe flag, 4-byte big-endian length, data) records."""
+    with open(path, "wb") as f:
+        for data, keyframe in loop:
+            f.write(bytes([keyframe]) + len(data).to_bytes(4, "big") + data)
+
+
+def load_loop(path: str) -> list[tuple[bytes, bool]]:
+    with open(path, "rb") as f:
+        blob = f.read()
+    loop, at = [], 0
+    while at < len(blob):
+        size = int.from_bytes(blob[at + 1:at + 5], "big")
+        loop.append((blob[at + 5:at + 5 + size], bool(blob[at])))
+        at += 5 + size
+    return loop
+
+
 def encode_audio_loop(audio: AudioFormat, blocks: int = 94) -> list[bytes]:
     encoder = open_aac_encoder(audio)
     t = np.arange(blocks * BLOCK_SAMPLES) / audio.sample_rate_hz
@@ -150,9 +168,12 @@ class _Replayer:
 
 
 class ReplayCamera(Camera):
-    def __init__(self, clock: Clock, video: VideoFormat, gops: int = 2, distinct_payloads: bool = False) -> None:
+    def __init__(self, clock: Clock, video: VideoFormat, gops: int = 2, distinct_payloads: bool = False,
+                 loop: list[tuple[bytes, bool]] | None = None) -> None:
+        """`loop`: packets encode_video_loop(video) made elsewhere (the memory suite encodes
+        in the parent, so the child's heap never held an x264 encoder)."""
         self._format = video
-        self._replayer = _Replayer(clock, "video", encode_video_loop(video, gops), 1e6 / video.fps,
+        self._replayer = _Replayer(clock, "video", loop or encode_video_loop(video, gops), 1e6 / video.fps,
                                    distinct_payloads)
 
     @property

@@ -1,12 +1,13 @@
 """The firmware alone in a process, for the memory suite: `python -m tools.bench.memory_child
-DEVICE_DIR PRE_EVENT_S RECORD_S OUT.json`.
+DEVICE_DIR PRE_EVENT_S RECORD_S OUT.json LOOP_FILE`.
 
 Builds Firmware on the simulator's board with replay parts (pre-encoded 1080p30 10 Mbit/s
-packets, a fresh bytes object each, as a real camera delivers them) on a VirtualClock,
+packets, a fresh bytes object each, as a real camera delivers them) on a VirtualClock
+(the video loop encoded by the parent, LOOP_FILE, so no x264 encoder ever sat in this heap),
 buffers for the pre-event plus 3 s, then one event of RECORD_S seconds, and shuts down.
 Its RSS (VmRSS from /proc/self/status) is sampled once per virtual second; OUT.json gets
-the samples, VmHWM at the end and what the ring buffer held. The parent takes the peak
-from wait4's ru_maxrss, so nothing of the harness is counted.
+the samples, VmHWM at the end (the peak of this address space since exec: nothing of
+the harness is counted) and what the ring buffer held.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from device.firmware import Firmware
 from hal.media import VideoFormat
 from simulator.board import build_sim_board
 from simulator.clock import VirtualClock
-from simulator.replay import ReplayCamera, ReplayMicrophone
+from simulator.replay import ReplayCamera, ReplayMicrophone, load_loop
 
 HD_10M = VideoFormat(width=1920, height=1080, fps=30, keyframe_interval_s=1.0, bitrate_bps=10_000_000)
 SAMPLE_EVERY_US = 1_000_000
@@ -38,10 +39,11 @@ def status_kib(field: str, pid: str = "self") -> int | None:
     return None
 
 
-def main(device_dir: str, pre_event_s: float, record_s: float, out_path: str) -> int:
+def main(device_dir: str, pre_event_s: float, record_s: float, out_path: str, loop_path: str) -> int:
     clock = VirtualClock()
     world = build_sim_board(clock, device_dir, f"{device_dir}/storage", HD_10M)
-    board = dataclasses.replace(world.board, camera=ReplayCamera(clock, HD_10M, distinct_payloads=True),
+    board = dataclasses.replace(world.board, camera=ReplayCamera(clock, HD_10M, distinct_payloads=True,
+                                                                  loop=load_loop(loop_path)),
                                 microphone=ReplayMicrophone(clock))
     firmware = Firmware(board, load_identity(device_dir), Policy(pre_event_s=pre_event_s, segment_s=60))
     t0_us = clock.monotonic_us()
@@ -75,4 +77,4 @@ def main(device_dir: str, pre_event_s: float, record_s: float, out_path: str) ->
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]))
+    sys.exit(main(sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5]))

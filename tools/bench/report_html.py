@@ -40,6 +40,21 @@ def _fmt(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def _break_gaps(points: list) -> tuple[list, list]:
+    """x and y with a break (NaN) wherever x jumps by over 20 median steps: a series sampled
+    only inside events (A/V offset) must not draw a line across the time between them."""
+    steps = sorted(b[0] - a[0] for a, b in zip(points, points[1:]) if b[0] > a[0])
+    limit = 20 * steps[len(steps) // 2] if steps else float("inf")
+    xs, ys = [], []
+    for i, (x, y) in enumerate(points):
+        if i and x - points[i - 1][0] > limit:
+            xs.append(float("nan"))
+            ys.append(float("nan"))
+        xs.append(x)
+        ys.append(y)
+    return xs, ys
+
+
 def series_svg(series: dict) -> str:
     """One plot as inline <svg> text (the XML prologue removed)."""
     fig, ax = plt.subplots(figsize=(5.6, 3.0), dpi=100)
@@ -50,8 +65,8 @@ def series_svg(series: dict) -> str:
         ax.set_xlabel(series["y_unit"])
         ax.set_ylabel("count")
     else:
-        ax.plot([x for x, _ in points], [y for _, y in points], color="#4472c4", linewidth=1.2,
-                marker="." if len(points) < 60 else None)
+        xs, ys = _break_gaps(points)
+        ax.plot(xs, ys, color="#4472c4", linewidth=1.2, marker="." if len(points) < 60 else None)
         ax.set_xlabel(series["x_unit"])
         ax.set_ylabel(series["y_unit"])
     ax.set_title(series["title"], fontsize=10)
