@@ -1,0 +1,64 @@
+"""The activation suite on --hal sim, in its reduced form: what it reports, not how fast.
+
+Speed is the bench's to judge (its thresholds); here: the figures defaults.toml names,
+one sample per press, and the order of things a wearer would observe."""
+from __future__ import annotations
+
+import random
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tools.bench import suite_activation
+from tools.bench.model import BenchContext
+
+DEFAULTS = Path(suite_activation.__file__).with_name("defaults.toml")
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    work_dir = tmp_path_factory.mktemp("activation")
+    ctx = BenchContext(hal="sim", work_dir=str(work_dir), reduced=True, seed=7, rng=random.Random(7))
+    return suite_activation.run(ctx)
+
+
+def figures(result) -> dict:
+    return {figure.name: figure for figure in result.figures}
+
+
+def test_every_figure_the_thresholds_name_is_measured_once_per_press(result):
+    judged = set(tomllib.loads(DEFAULTS.read_text())["activation"])
+    got = figures(result)
+    assert judged <= set(got)
+    assert "edge_to_record_led_ms" in got   # informational, not judged
+    for name in got:
+        assert got[name].skipped is None, got[name].skipped
+        assert len(got[name].samples) == 6, name
+
+
+def test_the_wearer_feels_the_start_before_the_record_led_says_media_is_on_the_card(result):
+    got = figures(result)
+    # The start pattern's vibration comes at the gesture (after the debounce); the LED only
+    # once media is durable (docs/indicators.md, IND-1).
+    assert "vibration" in got["edge_to_indicator_ms"].description
+    for feel, led, durable in zip(got["edge_to_indicator_ms"].samples, got["edge_to_record_led_ms"].samples,
+                                  got["edge_to_first_media_durable_ms"].samples):
+        assert 0 < feel <= led
+        assert durable <= led
+    assert not [note for note in result.notes if "saw nothing" in note]
+
+
+def test_every_press_delivered_at_least_the_configured_pre_event(result):
+    got = figures(result)
+    assert min(got["delivered_pre_event_excess_s"].samples) >= 0
+    # Less than one GOP (1 s at 1080p30) more than asked: the buffer starts at a keyframe.
+    assert max(got["delivered_pre_event_excess_s_max"].samples) < 1.0
+
+
+def test_the_pre_event_figure_carries_the_disk_rate_it_is_judged_against(result):
+    context = figures(result)["pre_event_durable_excess_ms"].context
+    assert context["disk_write_mb_s"] > 0
+    # 5 s of 10 Mbit/s video (plus up to a GOP): about 6 MB.
+    assert 5.5 < context["pre_event_mb"] < 8.0
+    assert [s.kind for s in result.series] == ["histogram"] * 4
