@@ -10,16 +10,25 @@ from pathlib import Path
 
 import pytest
 
+from device.config import Policy
 from tools.bench import suite_activation
 from tools.bench.model import BenchContext
+from tools.bench.rig_gpio import mock_loopback_prototype
 
 DEFAULTS = Path(suite_activation.__file__).with_name("defaults.toml")
 
 
-@pytest.fixture(scope="module")
-def result(tmp_path_factory):
+@pytest.fixture(scope="module", params=["sim", "pi-mock"])
+def result(request, tmp_path_factory):
+    """--hal sim through rig_sim; and the --hal pi path through rig_gpio, the firmware on the
+    Pi board's GPIO over MockFactory wired to the rig (a virtual clock, replayed media)."""
     work_dir = tmp_path_factory.mktemp("activation")
-    ctx = BenchContext(hal="sim", work_dir=str(work_dir), reduced=True, seed=7, rng=random.Random(7))
+    rig = None
+    if request.param == "pi-mock":
+        policy = Policy(pre_event_s=5.0, segment_s=60)
+        rig = mock_loopback_prototype(str(work_dir / "proto"), policy, suite_activation.HD_10M)
+    ctx = BenchContext(hal="sim" if rig is None else "pi", work_dir=str(work_dir), reduced=True, seed=7,
+                       rng=random.Random(7), rig=rig)
     return suite_activation.run(ctx)
 
 

@@ -16,13 +16,18 @@ Every Edge and Change carries two times:
 """
 from __future__ import annotations
 
+import os
 import threading
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Callable
 
+from hal.board import Board
+from hal.clock import Clock
 from hal.indicators import LED_RECORD, LED_STATUS, Indicators
 from hal.inputs import Inputs
+from tools.provision import keygen, provision
 
 # The indicators a rig watches (the buzzer and the pod's LED are not needed).
 RECORD_LED = "record_led"
@@ -83,6 +88,12 @@ class Rig(ABC):
     def close(self) -> None:
         """Release what the rig holds (pins); a no-op where it holds nothing."""
 
+    def wire(self, name: str) -> str:
+        """Where the wire of a line or indicator runs, for a message that names it."""
+        if name in self.lines:
+            return f"the rig's {name!r} output to the prototype's {name!r} input"
+        return f"the prototype's {name} to the rig's {name} input"
+
     # -- watching --------------------------------------------------------------------
     def changes(self, since_wall_ns: int = 0, indicator: str | None = None) -> list[Change]:
         """Every change recorded at or after `since_wall_ns`, oldest first."""
@@ -139,7 +150,7 @@ def self_test(rig: Rig, inputs: Inputs, indicators: Indicators,
             if inputs.is_active(line) != active:
                 state = "pressed" if active else "released"
                 raise RigError(f"rig self-test: the prototype does not see {line!r} {state}: "
-                               f"check the wire from the rig's {line!r} output to the prototype's input")
+                               f"check the wire from {rig.wire(line)}")
     for indicator in INDICATORS:
         for on in (True, False):
             if indicator != VIBRATION:
@@ -151,7 +162,7 @@ def self_test(rig: Rig, inputs: Inputs, indicators: Indicators,
             deliver()
             if rig.level(indicator) != on:
                 raise RigError(f"rig self-test: the rig does not see the prototype's {indicator} "
-                               f"{'on' if on else 'off'}: check the wire from it to the rig's {indicator} input")
+                               f"{'on' if on else 'off'}: check the wire from {rig.wire(indicator)}")
 
 
 _TEST_PULSE_MS = 30
@@ -161,11 +172,14 @@ class Prototype(ABC):
     """A firmware on a board, its pins wired to a rig: what the activation suite drives.
 
     Built (not booted) by rig_sim.sim_prototype or rig_gpio.loopback_prototype; boot()
-    runs the rig's self-test first. Time: `fast_forward_us` lets the prototype's clock
-    run as fast as it can (the simulator) or waits (hardware); `start_pacing` + `pace`
-    keep it in step with wall time (catch_up before each edge)."""
+    runs the rig's self-test first. Time, on the prototype's clock (`clock`):
+    `fast_forward_us` runs a virtual clock as fast as it can, and waits on a real one;
+    `start_pacing`, `catch_up` and `pace` keep a virtual clock in step with the rig's wall
+    time (a real one is in step already; a thread of ours runs its timers)."""
 
     rig: Rig
+    clock: Clock
+    board: Board
     firmware: object            # device.firmware.Firmware
     storage_dir: str
     custodian_key_path: str     # the custodian's secret key: the bench reads what was recorded
@@ -174,7 +188,11 @@ class Prototype(ABC):
     def __init__(self) -> None:
         self.packets: list[tuple[int, int]] = []   # (timestamp_us, size_bytes) of every packet captured
         self._packets_lock = threading.Lock()
+        self._anchor = (0, 0)
+        self._clock_thread: threading.Thread | None = None
+        self._closing = threading.Event()
 
+    # -- media ------------------------------------------------------------------------
     def tap(self, sink: Callable) -> Callable:
         """Wrap a camera's or microphone's sink: the bench learns each packet's size."""
         def tapped(packet) -> None:
@@ -188,25 +206,87 @@ class Prototype(ABC):
         with self._packets_lock:
             return sum(size for t, size in self.packets if start_us <= t < end_us)
 
-    @abstractmethod
+    # -- life -------------------------------------------------------------------------
+    def deliver(self) -> None:
+        """Let a wire report a level (gpiozero's callback thread on a Pi): nothing by default."""
+
     def boot(self, on_durable: Callable) -> None:
-        """Self-test the wires, add the writer's durable listener, boot the firmware."""
+        """Self-test the wires, boot the firmware, add the writer's durable listener."""
+        if not getattr(self.clock, "virtual", False):
+            self._clock_thread = threading.Thread(target=self._run_clock, name="bench-clock", daemon=True)
+            self._clock_thread.start()
+        self_test(self.rig, self.board.inputs, self.board.indicators, self.deliver, self.fast_forward_us)
+        self.firmware.boot()
+        # After boot() rather than before the writer's start (Firmware builds and starts its
+        # writer inside boot): equivalent, since marks come only from an open event and
+        # none opens before the rig's first press.
+        self.firmware.writer.add_durable_listener(on_durable)
 
-    @abstractmethod
-    def fast_forward_us(self, duration_us: int) -> None: ...
-
-    @abstractmethod
-    def start_pacing(self) -> None: ...
-
-    @abstractmethod
-    def catch_up(self) -> None:
-        """Bring the prototype's clock to wall time since start_pacing (before an edge, so
-        the firmware dates it when the rig made it)."""
-
-    @abstractmethod
-    def pace(self) -> None:
-        """catch_up, then idle up to ~1 ms."""
-
-    @abstractmethod
     def close(self) -> None:
-        """Shut the firmware down and release the rig."""
+        """Shut the firmware down (if it booted) and release the rig."""
+        try:
+            if self.firmware.writer is not None:
+                self.firmware.shutdown()
+        finally:
+            self._closing.set()
+            if self._clock_thread is not None:
+                self._clock_thread.join(5)
+            self.rig.close()
+
+    def _run_clock(self) -> None:
+        # A real clock's timers run in whoever waits on it (hal/realclock.py): on the device
+        # that is `bwc run`'s main loop; here, this thread.
+        while not self._closing.is_set():
+            self.clock.wait_until(self.clock.monotonic_us() + 50_000)
+
+    # -- time -------------------------------------------------------------------------
+    def fast_forward_us(self, duration_us: int) -> None:
+        if getattr(self.clock, "virtual", False):
+            self.clock.wait_until(self.clock.monotonic_us() + duration_us)
+        else:
+            time.sleep(duration_us / 1e6)
+
+    def start_pacing(self) -> None:
+        self._anchor = (self.clock.monotonic_us(), self.rig.wall_ns())
+
+    def catch_up(self) -> None:
+        """Bring a virtual clock to the wall time since start_pacing (before an edge, so the
+        firmware dates it when the rig made it)."""
+        if getattr(self.clock, "virtual", False):
+            virtual0_us, wall0_ns = self._anchor
+            self.clock.wait_until(virtual0_us + (self.rig.wall_ns() - wall0_ns) // 1000)
+
+    def pace(self) -> None:
+        """catch_up, then idle towards the next timer (frames every 33 ms, audio every 21 ms),
+        at most 1 ms, so the loop does not spin a core the writer needs."""
+        self.catch_up()
+        idle_s = 0.001
+        if getattr(self.clock, "virtual", False):
+            virtual0_us, wall0_ns = self._anchor
+            now_us = virtual0_us + (self.rig.wall_ns() - wall0_ns) // 1000
+            next_us = self.clock.next_deadline_us()
+            if next_us is not None:
+                idle_s = min(idle_s, max(0, next_us - now_us) / 1e6)
+        if idle_s > 0:
+            time.sleep(idle_s)
+
+
+class TappedPart:
+    """A camera or microphone whose packets the prototype counts on their way to the sink."""
+
+    def __init__(self, part, proto: Prototype) -> None:
+        self._part, self._proto = part, proto
+
+    def start(self, sink) -> None:
+        self._part.start(self._proto.tap(sink))
+
+    def __getattr__(self, name):
+        return getattr(self._part, name)
+
+
+def make_device(root: str, device_id: str = "bench-cam") -> tuple[str, str]:
+    """A provisioned device directory and its custodian's secret key path."""
+    secret_path, public_path = keygen(os.path.join(root, "custodian"))
+    device_dir = os.path.join(root, "device")
+    provision(device_id, [public_path], device_dir)
+    return device_dir, secret_path

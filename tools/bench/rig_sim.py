@@ -21,8 +21,7 @@ from simulator.board import build_sim_board
 from simulator.clock import VirtualClock
 from simulator.inputs import SimInputs
 from simulator.replay import ReplayCamera, ReplayMicrophone
-from tools.bench.rig import (RECORD_LED, STATUS_LED, VIBRATION, Edge, Prototype, Rig, self_test)
-from tools.provision import keygen, provision
+from tools.bench.rig import RECORD_LED, STATUS_LED, VIBRATION, Edge, Prototype, Rig, TappedPart, make_device
 
 _LED_INDICATOR = {LED_RECORD: RECORD_LED, LED_STATUS: STATUS_LED}
 
@@ -79,27 +78,6 @@ class WatchedIndicators(Indicators):
         self._rig._record(indicator, bool(on), self._clock.monotonic_us() * 1000, time.perf_counter_ns())
 
 
-class _TappedPart:
-    """A camera or microphone whose packets the prototype counts on their way to the sink."""
-
-    def __init__(self, part, proto: Prototype) -> None:
-        self._part, self._proto = part, proto
-
-    def start(self, sink) -> None:
-        self._part.start(self._proto.tap(sink))
-
-    def __getattr__(self, name):
-        return getattr(self._part, name)
-
-
-def make_device(root: str, device_id: str = "bench-cam") -> tuple[str, str]:
-    """A provisioned device directory and its custodian's secret key path."""
-    secret_path, public_path = keygen(os.path.join(root, "custodian"))
-    device_dir = os.path.join(root, "device")
-    provision(device_id, [public_path], device_dir)
-    return device_dir, secret_path
-
-
 class SimPrototype(Prototype):
     """The firmware on the simulator's board, with replayed (pre-encoded) media so the
     simulated encoder costs nothing, on a virtual clock that the bench paces."""
@@ -113,43 +91,10 @@ class SimPrototype(Prototype):
         world = build_sim_board(clock, device_dir, self.storage_dir, video)
         self.rig = SimRig(clock, world.inputs)
         self.board = dataclasses.replace(
-            world.board, camera=_TappedPart(ReplayCamera(clock, video), self),
-            microphone=_TappedPart(ReplayMicrophone(clock), self),
+            world.board, camera=TappedPart(ReplayCamera(clock, video), self),
+            microphone=TappedPart(ReplayMicrophone(clock), self),
             indicators=self.rig.watch(world.indicators))
         self.firmware = Firmware(self.board, load_identity(device_dir), policy)
-        self._anchor = (0, 0)
-
-    def boot(self, on_durable) -> None:
-        self_test(self.rig, self.board.inputs, self.board.indicators, let_pass_us=self.clock.advance)
-        self.firmware.boot()
-        # After boot() rather than before the writer's start (Firmware builds and starts its
-        # writer inside boot): equivalent here, since marks come only from an open event
-        # and none opens before the rig's first press.
-        self.firmware.writer.add_durable_listener(on_durable)
-
-    def fast_forward_us(self, duration_us: int) -> None:
-        self.clock.wait_until(self.clock.monotonic_us() + duration_us)
-
-    def start_pacing(self) -> None:
-        self._anchor = (self.clock.monotonic_us(), time.perf_counter_ns())
-
-    def catch_up(self) -> None:
-        virtual0_us, wall0_ns = self._anchor
-        self.clock.wait_until(virtual0_us + (time.perf_counter_ns() - wall0_ns) // 1000)
-
-    def pace(self) -> None:
-        self.catch_up()
-        # Sleep towards the next timer (frames come every 33 ms, audio every 21 ms), at most
-        # 1 ms, so the loop does not spin a core the writer needs.
-        virtual0_us, wall0_ns = self._anchor
-        now_virtual_us = virtual0_us + (time.perf_counter_ns() - wall0_ns) // 1000
-        next_us = self.clock.next_deadline_us()
-        if next_us is None or next_us > now_virtual_us:
-            time.sleep(0.001 if next_us is None else min(0.001, (next_us - now_virtual_us) / 1e6))
-
-    def close(self) -> None:
-        self.firmware.shutdown()
-        self.rig.close()
 
 
 def sim_prototype(root: str, video: VideoFormat, policy: Policy) -> SimPrototype:

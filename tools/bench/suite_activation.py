@@ -157,6 +157,7 @@ def run(ctx: BenchContext) -> SuiteResult:
                         f"median {disk_mb_s:.0f} MB/s of {', '.join(f'{r:.0f}' for r in disk_rates)}")
     policy = Policy(pre_event_s=pre_event_s, segment_s=60)
     proto = _prototype(ctx, policy)
+    pre_event_s = proto.firmware.policy.pre_event_s   # a prototype passed in brings its own
     marks = _Marks(proto.rig.wall_ns)
     samples: list[dict] = []
     try:
@@ -181,6 +182,11 @@ def run(ctx: BenchContext) -> SuiteResult:
 
 
 def _prototype(ctx: BenchContext, policy: Policy) -> Prototype:
+    """The simulator's board (--hal sim), or the Pi board in loopback with a GPIO rig (--hal pi).
+    `ctx.rig` may be a GpioRig (wired by hand) or a whole unbooted Prototype (CI passes
+    rig_gpio.mock_loopback_prototype's)."""
+    if isinstance(ctx.rig, Prototype):
+        return ctx.rig
     root = os.path.join(ctx.work_dir, "activation")
     os.makedirs(root, exist_ok=True)
     if ctx.hal == "sim":
