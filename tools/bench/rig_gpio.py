@@ -196,10 +196,11 @@ class GpioPrototype(Prototype):
 
 
 def mock_loopback_prototype(root: str, policy: Policy, video: VideoFormat, config: PiBoardConfig = PiBoardConfig(),
-                            missing: tuple[str, ...] = ()) -> GpioPrototype:
+                            missing: tuple[str, ...] = (), clock_factory=None) -> GpioPrototype:
     """The loopback over MockFactory on a virtual clock: PiInputs and PiIndicators (the Pi
     board's GPIO) on mock pins jumper-wired to the rig's, replayed media, the simulator's
-    storage and key store. `missing`: wires left out (the self-test must say which)."""
+    storage and key store. `missing`: wires left out (the self-test must say which).
+    `clock_factory`: another clock (hal.realclock.RealClock: the --hal pi timing path)."""
     from gpiozero.pins.mock import MockFactory, MockPWMPin
 
     from hal.pi.gpio import PiIndicators, PiInputs
@@ -212,7 +213,7 @@ def mock_loopback_prototype(root: str, policy: Policy, video: VideoFormat, confi
     wire_mock(factory, wiring, missing)
 
     def board_for(device_dir: str, storage_dir: str):
-        clock = VirtualClock()
+        clock = VirtualClock() if clock_factory is None else clock_factory()
         world = build_sim_board(clock, device_dir, storage_dir, video)
         inputs = PiInputs(config, clock, pin_factory=factory)
         board = dataclasses.replace(world.board, inputs=inputs,
