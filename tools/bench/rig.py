@@ -63,6 +63,7 @@ class Rig(ABC):
     the wire reports on (the writer's, gpiozero's callback thread)."""
 
     time_base = ""   # what t_ns counts, in words
+    wall_base = ""   # what wall_ns counts
 
     def __init__(self, lines: tuple[str, ...]) -> None:
         self.lines = tuple(lines)

@@ -84,6 +84,7 @@ class RigWiring:
 
 class GpioRig(Rig):
     time_base = "CLOCK_MONOTONIC (time.monotonic_ns), stamped in gpiozero's pin callbacks"
+    wall_base = "CLOCK_MONOTONIC (time.monotonic_ns)"
 
     def __init__(self, wiring: RigWiring, *, pin_factory: Any) -> None:
         from gpiozero import DigitalInputDevice, DigitalOutputDevice

@@ -28,6 +28,7 @@ _LED_INDICATOR = {LED_RECORD: RECORD_LED, LED_STATUS: STATUS_LED}
 
 class SimRig(Rig):
     time_base = "the simulator clock's monotonic time (ns)"
+    wall_base = "time.perf_counter_ns"
 
     def __init__(self, clock: Clock, inputs: SimInputs) -> None:
         super().__init__(inputs.names)

@@ -115,13 +115,12 @@ def _press_once(proto: Prototype, marks: _Marks, seen: set[str]) -> dict:
             "activation_us": mine[0][1].activation_monotonic_us if mine else None}
 
 
-def _stop_and_refill(proto: Prototype, refill_us: int) -> None:
-    """A hold stops the event (ACT-1), then the pre-event buffer fills again, fast."""
+def _stop(proto: Prototype) -> None:
+    """A hold stops the event (ACT-1); the next press's fast fill refills the buffer."""
     rig = proto.rig
     rig.press(RECORD_BUTTON)
     proto.fast_forward_us(round(proto.firmware.policy.hold_stop_s * 1e6) + 200_000)
     rig.release(RECORD_BUTTON)
-    proto.fast_forward_us(refill_us)
     proto.firmware.writer.wait_idle(60)
 
 
@@ -158,12 +157,14 @@ def run(ctx: BenchContext) -> SuiteResult:
     policy = Policy(pre_event_s=pre_event_s, segment_s=60)
     proto = _prototype(ctx, policy)
     pre_event_s = proto.firmware.policy.pre_event_s   # a prototype passed in brings its own
+    result.notes.append(f"{presses} double presses, {pre_event_s:g} s pre-event each; edges made by the rig "
+                        f"(--hal {ctx.hal}), latencies in {proto.rig.wall_base}")
     marks = _Marks(proto.rig.wall_ns)
     samples: list[dict] = []
     try:
         proto.boot(marks)
-        gop_us = round(HD_10M.keyframe_interval_s * 1e6)
-        fill_us = round((pre_event_s + HD_10M.keyframe_interval_s) * 1e6)
+        gop_s = proto.board.camera.video_format.keyframe_interval_s
+        gop_us, fill_us = round(gop_s * 1e6), round((pre_event_s + gop_s) * 1e6)
         seen: set[str] = set()
         for _ in range(presses):
             # A random phase of the GOP: the press lands anywhere between two keyframes.
@@ -173,7 +174,7 @@ def run(ctx: BenchContext) -> SuiteResult:
             if sample["event_id"] is not None:
                 seen.add(sample["event_id"])
             samples.append(sample)
-            _stop_and_refill(proto, 0)
+            _stop(proto)
     finally:
         proto.close()
     delivered = delivered_pre_event(proto)
@@ -194,6 +195,11 @@ def _prototype(ctx: BenchContext, policy: Policy) -> Prototype:
         return sim_prototype(root, HD_10M, policy)
     from tools.bench.rig_gpio import loopback_prototype
     return loopback_prototype(root, policy, ctx.rig)
+
+
+def _histogram(name: str, title: str, unit: str, values: list[float]) -> Series:
+    """One point per press: x its number, y the latency (a histogram plots the y values)."""
+    return Series(name, title, "press", unit, [(float(i), v) for i, v in enumerate(values)], "histogram")
 
 
 def _ms(samples: list[dict], key: str) -> tuple[list[float], int]:
@@ -220,7 +226,7 @@ def _figures(result: SuiteResult, samples: list[dict], delivered: dict, proto: P
     for name, key, description in rows:
         values, missing = _ms(samples, key)
         result.figures.append(Figure(name, "ms", values, "lower", description, context=dict(context)))
-        result.series.append(Series(name, description, "ms", "presses", [(v, 1.0) for v in values], "histogram"))
+        result.series.append(_histogram(name, description, "ms", values))
         if missing:
             result.notes.append(f"{name}: {missing} of {len(samples)} presses saw nothing within "
                                 f"{PRESS_TIMEOUT_S:g} s (counted as {PRESS_TIMEOUT_S:g} s)")
@@ -234,8 +240,7 @@ def _figures(result: SuiteResult, samples: list[dict], delivered: dict, proto: P
     description = "edge -> whole pre-event durable, minus its bytes / the measured disk write rate"
     result.figures.append(Figure("pre_event_durable_excess_ms", "ms", excess, "lower", description,
                                  context=dict(context)))
-    result.series.append(Series("pre_event_durable_excess_ms", description, "ms", "presses",
-                                [(v, 1.0) for v in excess], "histogram"))
+    result.series.append(_histogram("pre_event_durable_excess_ms", description, "ms", excess))
     excess_s = [delivered[s["event_id"]][0] / 1e6 - delivered[s["event_id"]][1]
                 for s in samples if s["event_id"] in delivered]
     if len(excess_s) < len(samples):
