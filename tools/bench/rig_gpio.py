@@ -192,8 +192,11 @@ class GpioPrototype(Prototype):
         try:
             super().close()
         finally:
-            for part in (self.board.inputs, self.board.indicators):
-                part.close()
+            # The GPIO lines (so a next prototype can claim them) and the Pi speaker's player.
+            for part in (self.board.inputs, self.board.indicators, self.board.speaker):
+                close = getattr(part, "close", None)
+                if close is not None:
+                    close()
 
 
 def mock_loopback_prototype(root: str, policy: Policy, video: VideoFormat, config: PiBoardConfig = PiBoardConfig(),
