@@ -31,6 +31,7 @@ HD_10M = VideoFormat(width=1920, height=1080, fps=30, keyframe_interval_s=1.0, b
 # The double press (docs/indicators.md): press, release, second press; the second is the edge.
 PRESS_1_S, RELEASE_1_S, PRESS_2_S, RELEASE_2_S = 0.0, 0.10, 0.25, 0.35
 MARGIN_S = 0.3           # paced on after the whole pre-event is durable and the LED is lit
+CHECK_EVERY_NS = 10_000_000
 PRESS_TIMEOUT_S = 15.0   # wall; a press that gets no durable pre-event by then is a failed sample
 DISK_CHUNK_BYTES, DISK_TOTAL_BYTES = 4 * MIB, 64 * MIB
 
@@ -83,7 +84,7 @@ def _press_once(proto: Prototype, marks: _Marks, seen: set[str]) -> dict:
     began_ns = rig.wall_ns()
     plan = [(PRESS_1_S, rig.press), (RELEASE_1_S, rig.release), (PRESS_2_S, rig.press),
             (RELEASE_2_S, rig.release)]
-    edge = None
+    edge, checked_ns = None, 0
     while True:
         elapsed_s = (rig.wall_ns() - began_ns) / 1e9
         while plan and elapsed_s >= plan[0][0]:
@@ -92,7 +93,9 @@ def _press_once(proto: Prototype, marks: _Marks, seen: set[str]) -> dict:
             made = act(RECORD_BUTTON)
             if at_s == PRESS_2_S:
                 edge = made
-        if edge is not None:
+        # Every 10 ms, not every step: the scan copies lists the writer's thread appends to.
+        if edge is not None and rig.wall_ns() - checked_ns > CHECK_EVERY_NS:
+            checked_ns = rig.wall_ns()
             new = marks.after(edge.wall_ns, seen)
             event_id = _event_of(new)
             whole = next((t for t, m in new if m.event_id == event_id and m.pre_event_durable), None)
