@@ -71,3 +71,20 @@ def test_the_pre_event_figure_carries_the_disk_rate_it_is_judged_against(result)
     # 5 s of 10 Mbit/s video (plus up to a GOP): about 6 MB.
     assert 5.5 < context["pre_event_mb"] < 8.0
     assert [s.kind for s in result.series] == ["histogram"] * 4
+
+
+@pytest.mark.slow
+def test_on_the_real_clock_the_pi_path_measures_every_press(tmp_path):
+    """--hal pi's timing path: the firmware's timers on a thread of the suite's, fast-forward
+    by waiting (about a minute of real time, so slow-marked)."""
+    from hal.realclock import RealClock
+
+    policy = Policy(pre_event_s=5.0, segment_s=60)
+    proto = mock_loopback_prototype(str(tmp_path / "proto"), policy, suite_activation.HD_10M,
+                                    clock_factory=RealClock)
+    ctx = BenchContext(hal="pi", work_dir=str(tmp_path), reduced=True, rng=random.Random(3), rig=proto)
+    result = suite_activation.run(ctx)
+    got = figures(result)
+    assert all(len(got[name].samples) == 6 for name in got)
+    assert not [note for note in result.notes if "saw nothing" in note or "no activation record" in note]
+    assert min(got["delivered_pre_event_excess_s"].samples) >= 0
