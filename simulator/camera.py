@@ -9,9 +9,11 @@ on the same timeline; it starts and stops with the camera, but a pulled cord
 camera sees.
 
 Frames are captured on the clock: frame k after start() at
-t0 + round(k * 1e6 / fps), each callback scheduling the next, and each frame is
-encoded with libx264 and handed to the sink synchronously, inside the clock
-callback, exactly like picamera2's encoder callback on the device. The encoder
+t0 + round(k * 1e6 / fps), each callback scheduling the next, and each frame's
+access unit is handed to the sink inside the clock callback, exactly like
+picamera2's encoder callback on the device. The encode itself runs a few frames
+ahead in a thread of its own (simulator/camera_encoder.py), as a hardware encoder
+runs beside the CPU; the bytes and the delivery times are the same. The encoder
 is set up to behave like the Pi's hardware encoder as the firmware sees it
 (hal.media.VideoFormat): one access unit per frame with no delay, no B-frames,
 an IDR every keyframe_interval_s with SPS/PPS in front of it (Annex B).
@@ -19,64 +21,16 @@ an IDR every keyframe_interval_s with SPS/PPS in front of it (Annex B).
 from __future__ import annotations
 
 import threading
-from fractions import Fraction
 from typing import Protocol
 
-import av
 import numpy as np
 
 from hal.camera import Camera
 from hal.clock import Clock, Timer
 from hal.media import MediaPacket, PacketSink, VideoFormat
+from simulator.camera_encoder import EncoderRun, open_h264_encoder  # noqa: F401 (replay.py, tests import it from here)
 from simulator.pattern import overlay_code, render_frame
 from simulator.source_frames import SourceFrames, SourceVideoError  # noqa: F401 (tools/run.py catches it from here)
-
-_TIME_BASE = Fraction(1, 1_000_000)  # pts in µs, the same unit as the clock
-
-
-def open_h264_encoder(
-    video_format: VideoFormat, threads: int = 1, adaptive_quant: bool = False,
-    constant_bitrate: bool = False,
-) -> av.VideoCodecContext:
-    """An x264 encoder that emits one Annex B access unit per input frame, at once.
-
-    adaptive_quant gives flat areas (the frame-number strip) a lower QP than busy
-    ones, so a noisy source video cannot starve the strip into skipped (stale)
-    macroblocks; it costs ~20% speed, and the synthetic pattern does not need it.
-    """
-    gop_frames = max(1, round(video_format.fps * video_format.keyframe_interval_s))
-    encoder = av.CodecContext.create("libx264", "w")
-    encoder.width = video_format.width
-    encoder.height = video_format.height
-    encoder.pix_fmt = "yuv420p"
-    encoder.time_base = _TIME_BASE
-    encoder.framerate = Fraction(video_format.fps, 1)
-    encoder.bit_rate = video_format.bitrate_bps
-    encoder.gop_size = gop_frames
-    encoder.max_b_frames = 0
-    # No AV_CODEC_FLAG_GLOBAL_HEADER: libx264 then repeats SPS/PPS before every IDR.
-    encoder.options = {
-        "preset": "ultrafast",
-        "tune": "zerolatency",  # no lookahead, no frame delay: one packet out per frame in
-        "bf": "0",
-        "keyint_min": str(gop_frames),
-        "sc_threshold": "0",  # no scene-cut IDRs: keyframes exactly on the GOP grid (BUF-2 tests)
-        "aq-mode": "2" if adaptive_quant else "0",  # ultrafast's default is 0
-        # A 1 s VBV keeps the rate camera-like (the Pi's encoder is near-CBR), so
-        # the pre-event buffer's byte bound behaves as it will on hardware.
-        "maxrate": str(video_format.bitrate_bps),
-        "bufsize": str(video_format.bitrate_bps),
-        # One thread: bit-identical output on every machine (sliced threads would
-        # make the slice count, and so the bitstream, depend on the CPU count).
-        "threads": str(threads),
-    }
-    if constant_bitrate:
-        # Pad with filler NAL units to exactly the configured rate, like a
-        # hardware encoder in CBR mode: benchmarks then see real byte volumes
-        # even though the synthetic picture compresses far better.
-        encoder.options = dict(encoder.options, **{"x264-params": "nal-hrd=cbr:filler=1"})
-    encoder.open()
-    return encoder
 
 
 class Soundtrack(Protocol):
@@ -118,7 +72,10 @@ class SimCamera(Camera):
         self._lock = threading.RLock()
         self._sink: PacketSink | None = None
         self._timer: Timer | None = None
-        self._encoder: av.VideoCodecContext | None = None
+        # The encoder runs ahead of the clock in a thread (simulator/camera_encoder.py);
+        # None until the next delivered slot needs one (an IDR first, as on a fresh encoder).
+        self._run: EncoderRun | None = None
+        self._cancelled_runs: list[EncoderRun] = []
         self._connected = True
         self._t0_us = 0
         self._ticks_since_start = 0
@@ -154,7 +111,7 @@ class SimCamera(Camera):
             self._sink = sink
             self._t0_us = self._clock.monotonic_us()
             self._ticks_since_start = 0
-            self._encoder = None  # a fresh encoder: the first frame is an IDR
+            self._cancel_run()  # a fresh encoder: the first frame is an IDR
             if self._source_origin_us is None:
                 self._source_origin_us = self._t0_us
             if self._soundtrack is not None:
@@ -168,12 +125,13 @@ class SimCamera(Camera):
                 self._timer.cancel()
                 self._timer = None
             self._sink = None
-            self._encoder = None  # nothing is buffered in a zero-latency encoder
+            self._cancel_run()  # nothing is buffered in a zero-latency encoder
             if self._soundtrack is not None:
                 self._soundtrack.stop()
 
     def close(self) -> None:
         self.stop()
+        self._join_cancelled_runs()  # no encoder thread outlives the camera
         if self._source is not None:
             self._source.close()
         if self._soundtrack is not None:
@@ -201,7 +159,7 @@ class SimCamera(Camera):
         """The camera cord is pulled: frames stop arriving; frame numbers keep counting."""
         with self._lock:
             self._connected = False
-            self._encoder = None
+            self._cancel_run()
 
     def reconnect(self) -> None:
         """The cord is back: delivery resumes on the next capture slot, with an IDR."""
@@ -220,44 +178,53 @@ class SimCamera(Camera):
             if sink is None:
                 return
             frame_number = self._next_frame_number
+            tick = self._ticks_since_start
             self._next_frame_number += 1
             self._ticks_since_start += 1
             self._schedule_next()
             if not self._connected:
                 self._frames_missed += 1
                 return
-            packet = self._encode(frame_number, timestamp_us)
+            if self._run is None:
+                self._run = self._start_run(frame_number, tick)
+            slot = self._run.take(frame_number)
+            if slot.timestamp_us != timestamp_us:
+                raise RuntimeError(f"encoder run out of step at frame {frame_number}: "
+                                   f"{slot.timestamp_us} µs, slot {timestamp_us} µs")
+            self.last_picture = slot.picture
             self._frame_count += 1
-            sink(packet)
+            sink(MediaPacket(kind="video", data=slot.data, timestamp_us=timestamp_us,
+                             duration_us=self._duration_us, keyframe=slot.keyframe))
+
+    def _start_run(self, frame_number: int, tick: int) -> EncoderRun:
+        fps, t0_us, fmt = self._format.fps, self._t0_us, self._format
+        return EncoderRun(
+            frame_number, tick,
+            slot_time_us=lambda k: t0_us + round(k * 1_000_000 / fps),
+            picture=self._picture,
+            open_encoder=lambda: open_h264_encoder(
+                fmt, self._encoder_threads, adaptive_quant=self._source is not None,
+                constant_bitrate=self._constant_bitrate),
+        )
+
+    def _cancel_run(self) -> None:
+        if self._run is not None:
+            self._run.cancel()
+            # Kept until close() joins them; finished ones are dropped (a long shift
+            # starts and stops the camera many times).
+            self._cancelled_runs = [run for run in self._cancelled_runs if run.is_alive()]
+            self._cancelled_runs.append(self._run)
+            self._run = None
+
+    def _join_cancelled_runs(self) -> None:
+        while self._cancelled_runs:
+            self._cancelled_runs.pop().join()
 
     def _picture(self, frame_number: int, timestamp_us: int) -> np.ndarray:
+        """What slot (frame_number, timestamp_us) shows."""
         width, height = self._format.width, self._format.height
         if self._source is None:
             return render_frame(frame_number, timestamp_us, width, height)
         picture = self._source.picture_at(timestamp_us - self._source_origin_us)
         overlay_code(picture[:height], frame_number, timestamp_us // 1000)
         return picture
-
-    def _encode(self, frame_number: int, timestamp_us: int) -> MediaPacket:
-        if self._encoder is None:
-            self._encoder = open_h264_encoder(
-                self._format, self._encoder_threads, adaptive_quant=self._source is not None,
-                constant_bitrate=self._constant_bitrate,
-            )
-        picture = self._picture(frame_number, timestamp_us)
-        self.last_picture = picture
-        frame = av.VideoFrame.from_ndarray(picture, format="yuv420p")
-        frame.pts = timestamp_us
-        frame.time_base = _TIME_BASE
-        packets = self._encoder.encode(frame)
-        if len(packets) != 1:
-            # The firmware relies on one access unit per frame, delivered at capture time.
-            raise RuntimeError(f"x264 returned {len(packets)} packets for frame {frame_number}; expected 1")
-        packet = packets[0]
-        return MediaPacket(
-            kind="video",
-            data=bytes(packet),
-            timestamp_us=timestamp_us,
-            duration_us=self._duration_us,
-            keyframe=bool(packet.is_keyframe),
-        )

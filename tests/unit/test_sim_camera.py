@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from fractions import Fraction
 
 import av
@@ -9,9 +10,9 @@ import numpy as np
 import pytest
 
 from hal.media import MediaPacket, VideoFormat
-from simulator.camera import SimCamera, SourceVideoError
+from simulator.camera import SimCamera, SourceVideoError, open_h264_encoder
 from simulator.clock import VirtualClock
-from simulator.pattern import read_frame
+from simulator.pattern import read_frame, render_frame
 
 FMT_360P = VideoFormat(width=640, height=360, fps=30, keyframe_interval_s=1.0, bitrate_bps=1_000_000)
 FMT_180P = VideoFormat(width=320, height=180, fps=30, keyframe_interval_s=1.0, bitrate_bps=1_000_000)
@@ -84,6 +85,37 @@ def test_output_is_deterministic():
         clock = VirtualClock()
         runs.append([p for _, p in capture(SimCamera(clock, FMT_180P), clock, 1_000_000)])
     assert runs[0] == runs[1]
+
+
+def test_running_the_encoder_ahead_changes_no_byte():
+    # The camera encodes a few slots ahead in a thread (simulator/camera_encoder.py); a
+    # custodian's footage must be what one encoder, fed frame by frame at capture time,
+    # would have produced.
+    clock = VirtualClock()
+    got = [p for _, p in capture(SimCamera(clock, FMT_180P), clock, 2_000_000)]
+    encoder = open_h264_encoder(FMT_180P)
+    expected = []
+    for number, packet in enumerate(got):
+        frame = av.VideoFrame.from_ndarray(render_frame(number, packet.timestamp_us, 320, 180), format="yuv420p")
+        frame.pts, frame.time_base = packet.timestamp_us, Fraction(1, 1_000_000)
+        expected.extend(bytes(p) for p in encoder.encode(frame))
+    assert [p.data for p in got] == expected
+
+
+def test_no_encoder_thread_outlives_the_camera():
+    before = threading.active_count()
+    clock = VirtualClock()
+    camera = SimCamera(clock, FMT_180P)
+    for _ in range(20):   # a shift's worth of stops, starts and pulled cords
+        camera.start(lambda p: None)
+        clock.advance(100_000)
+        camera.disconnect()
+        clock.advance(50_000)
+        camera.reconnect()
+        clock.advance(50_000)
+        camera.stop()
+    camera.close()
+    assert threading.active_count() == before
 
 
 def test_stop_ends_delivery_and_restart_begins_with_a_keyframe():
