@@ -18,6 +18,7 @@ SUITES: dict[str, str] = {
 }
 
 INFO_FIGURES: dict[str, set[str]] = {
+    "activation": {"edge_to_record_led_ms"},
     "memory": {"rss_mib_pre_event_0_s", "rss_mib_pre_event_120_s", "buffer_share_mib"},
     "powercut": {"authentic", "cut_short"},
     "offload": {"fleet_aggregate_mb_s", "fleet_request_ms"},

@@ -22,38 +22,17 @@ from device.evidence.segment_reader import read_header_unverified, verify_segmen
 from device.writer_health import DurableMark
 from hal.inputs import RECORD_BUTTON
 from hal.media import VideoFormat
+from tools.bench.machine import disk_write_rates_mb_s
 from tools.bench.model import BenchContext, Figure, Series, SuiteResult
 from tools.bench.rig import RECORD_LED, Prototype
 
 SUITE = "activation"
-MIB = 1024 * 1024
 HD_10M = VideoFormat(width=1920, height=1080, fps=30, keyframe_interval_s=1.0, bitrate_bps=10_000_000)
 # The double press (docs/indicators.md): press, release, second press; the second is the edge.
 PRESS_1_S, RELEASE_1_S, PRESS_2_S, RELEASE_2_S = 0.0, 0.10, 0.25, 0.35
 MARGIN_S = 0.3           # paced on after the whole pre-event is durable and the LED is lit
 CHECK_EVERY_NS = 10_000_000
 PRESS_TIMEOUT_S = 15.0   # wall; a press that gets no durable pre-event by then is a failed sample
-DISK_CHUNK_BYTES, DISK_TOTAL_BYTES = 4 * MIB, 64 * MIB
-
-
-def measure_disk_write_mb_s(work_dir: str, repeats: int = 3) -> list[float]:
-    """The disk's rate for the writer's pattern: 4 MiB writes, each followed by fsync, 64 MiB.
-
-    A first pass runs and is not counted: here it ran 2-4x slower than the next ones
-    (203-442 MB/s against 511-1478), and a slower rate would excuse a slower pre-event."""
-    chunk = os.urandom(DISK_CHUNK_BYTES)
-    path = os.path.join(work_dir, "disk-rate.bin")
-    rates = []
-    for _ in range(repeats + 1):
-        started = time.perf_counter()
-        with open(path, "wb") as f:
-            for _ in range(DISK_TOTAL_BYTES // DISK_CHUNK_BYTES):
-                f.write(chunk)
-                f.flush()
-                os.fsync(f.fileno())
-        rates.append(DISK_TOTAL_BYTES / 1e6 / (time.perf_counter() - started))
-        os.unlink(path)
-    return rates[1:]
 
 
 class _Marks:
@@ -160,7 +139,7 @@ def run(ctx: BenchContext) -> SuiteResult:
     if disk_mb_s:
         result.notes.append(f"disk write rate: {disk_mb_s:.0f} MB/s, the run's (report.json machine)")
     else:
-        disk_rates = measure_disk_write_mb_s(ctx.work_dir)
+        disk_rates = disk_write_rates_mb_s(ctx.work_dir)
         disk_mb_s = statistics.median(disk_rates)
         result.notes.append(f"disk write rate (4 MiB writes + fsync, 64 MiB, in {ctx.work_dir}): "
                             f"median {disk_mb_s:.0f} MB/s of {', '.join(f'{r:.0f}' for r in disk_rates)}")
