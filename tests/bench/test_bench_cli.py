@@ -63,7 +63,7 @@ def test_all_thresholds_hold_exit_0_and_the_report(tmp_path, suites, capsys):
     report = _report(tmp_path)
     assert report["exit_code"] == 0 and report["verdict"] == "pass"
     assert report["arguments"] == {"suites": ["memory"], "hal": "sim", "thresholds": None, "reduced": False,
-                                   "out": str(tmp_path / "out"), "repeats": 3, "seed": 7}
+                                   "out": str(tmp_path / "out"), "repeats": 3, "seed": 7, "pi_config": None}
     assert {"cpu_model", "cores", "python", "kernel", "disk_write_mb_s"} <= set(report["machine"])
     (suite,) = report["suites"]
     assert suite["notes"] == ["repeats 3 seed 7"] and suite["error"] is None
@@ -126,6 +126,7 @@ def test_thresholds_file_overrides(tmp_path, suites):
     (["nosuch"], "bwc bench: unknown suite 'nosuch' (suites: activation, throughput, memory"),
     (["memory", "--thresholds", "THRESHOLDS"], "unknown figure 'typo' in suite 'memory'"),
     (["memory", "--repeats", "0"], "--repeats must be at least 1"),
+    (["memory", "--pi-config", "THRESHOLDS"], "--pi-config is for --hal pi"),
 ])
 def test_usage_errors_are_one_line_exit_2(tmp_path, suites, capsys, args, says):
     suites(memory=_suite("memory", GOOD))

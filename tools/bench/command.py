@@ -19,12 +19,14 @@ def add_parser(sub) -> None:
     t.add_argument("--reduced", action="store_true", help="the short form: fewer repeats, less data")
     t.add_argument("--repeats", type=int, metavar="N", help="runs per figure (default 5; reduced 2)")
     t.add_argument("--seed", type=int, default=0, metavar="N", help="random phases and choices (default 0)")
+    t.add_argument("--pi-config", metavar="PI_TOML",
+                   help="--hal pi: the prototype's pi.toml (default: the wiring in docs/pi.md)")
 
 
 def run(args) -> int:
     from tools.bench.harness import HarnessError, run as run_harness
     try:
         return run_harness(args.suites, args.hal, args.out, args.thresholds, args.reduced, args.repeats, args.seed,
-                           emit=lambda line: print(line, flush=True))
+                           pi_config=args.pi_config, emit=lambda line: print(line, flush=True))
     except HarnessError as exc:
         raise BenchUsageError(str(exc)) from None

@@ -97,7 +97,8 @@ def overall_exit(suites: list[dict]) -> int:
     return EXIT_SKIPPED if "skipped" in verdicts else EXIT_PASS
 
 
-def check_arguments(suites: list[str], out: str, thresholds_path: str | None, repeats: int | None) -> Thresholds:
+def check_arguments(suites: list[str], out: str, thresholds_path: str | None, repeats: int | None,
+                    hal: str = "sim", pi_config: str | None = None) -> Thresholds:
     unknown = [s for s in suites if s not in registry.SUITES]
     if unknown:
         raise HarnessError(f"unknown suite {unknown[0]!r} (suites: {', '.join(registry.SUITES)})")
@@ -107,6 +108,10 @@ def check_arguments(suites: list[str], out: str, thresholds_path: str | None, re
         raise HarnessError(f"--out {out}: exists and is not a directory")
     if repeats is not None and repeats < 1:
         raise HarnessError(f"--repeats must be at least 1, not {repeats}")
+    if pi_config is not None and hal != "pi":
+        raise HarnessError("--pi-config is for --hal pi")
+    if pi_config is not None and not os.path.isfile(pi_config):
+        raise HarnessError(f"--pi-config {pi_config}: no such file")
     try:
         import matplotlib  # noqa: F401  (report.html's plots; checked before hours of measuring)
     except ImportError:
@@ -118,16 +123,18 @@ def check_arguments(suites: list[str], out: str, thresholds_path: str | None, re
 
 
 def run(suites: list[str], hal: str, out: str, thresholds_path: str | None = None, reduced: bool = False,
-        repeats: int | None = None, seed: int = 0, emit: Callable[[str], None] = print) -> int:
+        repeats: int | None = None, seed: int = 0, emit: Callable[[str], None] = print,
+        pi_config: str | None = None) -> int:
     """Run `suites` in order; write out/report.json and out/report.html; return the exit code."""
-    thresholds = check_arguments(suites, out, thresholds_path, repeats)
+    thresholds = check_arguments(suites, out, thresholds_path, repeats, hal, pi_config)
     os.makedirs(out, exist_ok=True)
     started = time.time()
     work_root = tempfile.mkdtemp(prefix="bench-work-", dir=out)
     report: dict = {"schema": SCHEMA_VERSION, "tool": "bwc bench run",
                     "started_utc": dt.datetime.fromtimestamp(started, dt.timezone.utc).isoformat(timespec="seconds"),
                     "arguments": {"suites": suites, "hal": hal, "thresholds": thresholds_path, "out": out,
-                                  "reduced": reduced, "repeats": repeats, "seed": seed}}
+                                  "reduced": reduced, "repeats": repeats, "seed": seed,
+                                  "pi_config": pi_config}}
     try:
         report["machine"] = machine.describe(work_root)
         emit(f"machine: {report['machine']['cpu_model']}, {report['machine']['cores']} cores, "
@@ -135,7 +142,7 @@ def run(suites: list[str], hal: str, out: str, thresholds_path: str | None = Non
         results = []
         for name in suites:
             results.append(_run_one(name, hal, work_root, reduced, repeats, seed, thresholds,
-                                    report["machine"]["disk_write_mb_s"], emit))
+                                    report["machine"]["disk_write_mb_s"], emit, pi_config))
     finally:
         shutil.rmtree(work_root, ignore_errors=True)
     report["suites"] = results
@@ -154,12 +161,12 @@ def run(suites: list[str], hal: str, out: str, thresholds_path: str | None = Non
 
 
 def _run_one(name: str, hal: str, work_root: str, reduced: bool, repeats: int | None, seed: int,
-             thresholds: Thresholds, disk_mb_s: float, emit) -> dict:
+             thresholds: Thresholds, disk_mb_s: float, emit, pi_config: str | None = None) -> dict:
     work_dir = os.path.join(work_root, name)
     os.makedirs(work_dir)
     ctx = BenchContext(hal=hal, work_dir=work_dir, reduced=reduced,
                        repeats=repeats or (2 if reduced else 5), seed=seed,
-                       rng=random.Random(f"{seed}:{name}"), disk_write_mb_s=disk_mb_s)
+                       rng=random.Random(f"{seed}:{name}"), disk_write_mb_s=disk_mb_s, pi_config=pi_config)
     emit(f"suite {name} ({'reduced, ' if reduced else ''}{ctx.repeats} repeats, seed {seed})")
     started = time.perf_counter()
     error = None

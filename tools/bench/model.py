@@ -88,3 +88,4 @@ class BenchContext:
     rng: random.Random = field(default_factory=random.Random)
     rig: object | None = None  # tools/bench/rig.py BenchRig, for hal "pi"
     disk_write_mb_s: float | None = None  # measured once per run in work_dir (machine.py)
+    pi_config: str | None = None  # hal "pi": the prototype's pi.toml (None: the default wiring)

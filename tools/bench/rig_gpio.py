@@ -231,10 +231,11 @@ def mock_loopback_prototype(root: str, policy: Policy, video: VideoFormat, confi
 
 
 def loopback_prototype(root: str, policy: Policy, rig: GpioRig | None = None,
-                       config: PiBoardConfig | None = None) -> GpioPrototype:
+                       config: PiBoardConfig | None = None, config_path: str | None = None) -> GpioPrototype:
     """`--hal pi`: the firmware on the Pi board (build_pi_board: camera, microphone, GPIO) on
     the real clock, in this process, its pins wired to the rig's on the same Pi.
-    `config`: the prototype's pi.toml (PI_TOML names one; else the default wiring)."""
+    `config`, or the pi.toml at `config_path` (`bwc bench run --pi-config`): the
+    prototype's wiring; else the default wiring."""
     from hal.dirstorage import DirectoryStorage
     from hal.filekeystore import FileKeyStore
     from hal.pi import build_pi_board
@@ -243,8 +244,7 @@ def loopback_prototype(root: str, policy: Policy, rig: GpioRig | None = None,
 
     if config is None:
         from tools.pi_main import load_pi_config
-        path = os.environ.get("PI_TOML")
-        config = load_pi_config(path) if path else PiBoardConfig()
+        config = load_pi_config(config_path) if config_path else PiBoardConfig()
     factory = load_pin_factory(config.pin_factory)
 
     def board_for(device_dir: str, storage_dir: str):

@@ -183,7 +183,7 @@ def _prototype(ctx: BenchContext, policy: Policy) -> Prototype:
         from tools.bench.rig_sim import sim_prototype
         return sim_prototype(root, HD_10M, policy)
     from tools.bench.rig_gpio import loopback_prototype
-    return loopback_prototype(root, policy, ctx.rig)
+    return loopback_prototype(root, policy, ctx.rig, config_path=ctx.pi_config)
 
 
 def _histogram(name: str, title: str, unit: str, values: list[float]) -> Series:
