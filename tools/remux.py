@@ -88,14 +88,18 @@ def remux_event(sources: Iterable[MediaSource], out_path: str, creation_utc_us: 
                     else:
                         holding = True
                         held_containers.append(container)
+                # Per input stream: its kind and time base, read once (a packet's
+                # time_base is a new Fraction on every access: 60k packets a 14-min event).
+                kinds = {s.index: (s.type, s.time_base.numerator * 1_000_000, s.time_base.denominator)
+                         for s in container.streams if s.type in ("video", "audio") and s.time_base}
                 try:
                     for packet in container.demux():
-                        kind = packet.stream.type
-                        if packet.size == 0 or kind not in ("video", "audio"):
+                        kind, scale, denominator = kinds.get(packet.stream_index, (None, 0, 1))
+                        if packet.size == 0 or kind is None:
                             continue
                         # Keep decode times strictly increasing across segment joins.
-                        dts_us = round((packet.dts if packet.dts is not None else packet.pts)
-                                       * packet.time_base * 1_000_000)
+                        dts_us = _round_half_even((packet.dts if packet.dts is not None else packet.pts)
+                                                  * scale, denominator)
                         if dts_us <= last_dts.get(kind, -1):
                             continue
                         last_dts[kind] = dts_us
@@ -123,6 +127,14 @@ def remux_event(sources: Iterable[MediaSource], out_path: str, creation_utc_us: 
         return counts
     output.close()
     return counts
+
+
+def _round_half_even(numerator: int, denominator: int) -> int:
+    """round(Fraction(numerator, denominator)) in integers."""
+    quotient, remainder = divmod(numerator, denominator)
+    if 2 * remainder > denominator or (2 * remainder == denominator and quotient % 2):
+        quotient += 1
+    return quotient
 
 
 def _has_parameters(stream) -> bool:
