@@ -206,7 +206,7 @@ def _export_media(event: EventResult, secret: PrivateKey, staging: Staging,
     import av
     from tools import notice
     from tools.plainstream import SegmentMediaReader
-    from tools.remux import RemuxError, remux_event
+    from tools.remux import MoovReserveTooSmall, RemuxError, expected_packets, remux_event
     first = event.segments[0].header
     path = staging.new_file(event.stem + ".mp4")
     metadata: list[dict] = []
@@ -221,11 +221,19 @@ def _export_media(event: EventResult, secret: PrivateKey, staging: Staging,
                 reader.check()
                 metadata.extend(reader.metadata)
 
+    title = f"OpenBWC {first['device_id']} event {event.event_id}"
     sources = readers()
     refusal = None
     try:
-        counts = remux_event(sources, path, first["event_origin_utc_us"],
-                             f"OpenBWC {first['device_id']} event {event.event_id}")
+        try:
+            counts = remux_event(sources, path, first["event_origin_utc_us"], title,
+                                 expected_packets(event.media_s, first["video"], first["audio"]))
+        except MoovReserveTooSmall:
+            # More packets than the header's rates say: again, with FFmpeg's faststart.
+            sources.close()
+            metadata.clear()
+            sources = readers()
+            counts = remux_event(sources, path, first["event_origin_utc_us"], title)
         if not any(counts.values()):
             refusal = ex.NotExported(ex.EMPTY, "no media: the event holds no audio or video packet")
     except DecryptError as exc:
