@@ -106,7 +106,7 @@ class SegmentMediaReader:
                 else:
                     self.metadata.append(payload)
             end = len(self._buffer) if size is None or size < 0 else self._pos + size
-            data = self._buffer[self._pos:end]
+            data = bytes(self._buffer[self._pos:end])   # PyAV wants bytes
             self._pos += len(data)
             return data
         except BaseException as exc:  # noqa: BLE001 - handed back by check(), see above

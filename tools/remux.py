@@ -39,6 +39,10 @@ class MoovReserveTooSmall(Exception):
 MOOV_BASE_BYTES = 64 * 1024
 MOOV_BYTES_PER_PACKET = 48
 INPUT_BUFFER_BYTES = 256 * 1024   # PyAV's reads of the decrypted media: fewer Python calls
+# Each segment's codec parameters are in its moov (avcC, esds): FFmpeg's stream probing
+# past them reads and decodes media for nothing (0.3 s of CPU over 14 segments; the
+# remuxed file is byte-identical).
+PROBE = {"probesize": "32", "analyzeduration": "0"}
 
 
 def expected_packets(media_s: float, video: dict | None, audio: dict | None) -> int:
@@ -102,7 +106,7 @@ def remux_event(sources: Iterable[MediaSource], out_path: str, creation_utc_us: 
         for index, source in enumerate(sources):
             try:
                 # Not seekable, so the demuxer reads in file order (plainstream.py).
-                container = av.open(source, "r", format="mp4", buffer_size=INPUT_BUFFER_BYTES)
+                container = av.open(source, "r", format="mp4", buffer_size=INPUT_BUFFER_BYTES, options=PROBE)
             except (av.error.EOFError, av.error.InvalidDataError):
                 if source.media_bytes == 0:
                     continue  # cut short before its first flush: no media at all
