@@ -41,8 +41,9 @@ from tools.bench.offload import HD_10M, record_card
 MIB = 1024 * 1024
 RSS_SAMPLE_S = 0.05
 
-# `bwc export` in a child that reports the peak RSS of its own image (VmHWM) as it exits.
-_MEASURED_BWC = r"""
+# `bwc ARGS` in a child that reports the peak RSS of its own image (VmHWM) as it exits
+# (tests/tool/test_tool_export_memory.py uses it too).
+MEASURED_BWC = r"""
 import sys
 import openbwc
 from tools import cli
@@ -147,7 +148,7 @@ class _RssSampler(threading.Thread):
 
 def _export(card: _Card, out: str, sample: bool = False) -> tuple[float, float, list]:
     """One `bwc export` process: (wall s, peak RSS MiB, RSS points if sampled)."""
-    argv = [sys.executable, "-c", _MEASURED_BWC, "export", card.storage, "--key", card.key, "--out", out,
+    argv = [sys.executable, "-c", MEASURED_BWC, "export", card.storage, "--key", card.key, "--out", out,
             "--device-pub", card.pub]
     started = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
