@@ -7,11 +7,6 @@ import os
 import sys
 import time
 
-from tools import doctor as doctor_command
-from tools import pod_command, service, world_command
-from tools.bench import command as bench_command
-from tools.offload import command as offload_command
-
 EXIT_OK, EXIT_INTEGRITY, EXIT_USAGE, EXIT_TRUNCATED, EXIT_BEFORE_SET = 0, 1, 2, 3, 4
 
 
@@ -19,7 +14,19 @@ class UsageError(Exception):
     pass
 
 
-def _parser() -> argparse.ArgumentParser:
+# Commands whose modules add their own parsers. A custodian's `bwc verify` / `bwc export`
+# does not import them: they bring numpy, PyAV and the Pi backends (about 0.25 s a run).
+_MODULE_COMMANDS = {"bench": "tools.bench.command", "offload": "tools.offload.command", "pod": "tools.pod_command", "world": "tools.world_command",
+                    "install-service": "tools.service", "doctor": "tools.doctor"}
+_LIGHT_COMMANDS = ("verify", "export")
+
+
+def _module(command: str):
+    import importlib
+    return importlib.import_module(_MODULE_COMMANDS[command])
+
+
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bwc", description="OpenBWC body-worn camera: firmware, simulator and custodian tools")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -96,12 +103,9 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("demo", help="keygen, provision, record a scenario, verify, export")
     s.add_argument("--out", required=True, metavar="DIR")
 
-    bench_command.add_parser(sub)
-    offload_command.add_parser(sub)
-    pod_command.add_parser(sub)
-    world_command.add_parser(sub)
-    service.add_parser(sub)
-    doctor_command.add_parser(sub)
+    if command not in _LIGHT_COMMANDS:
+        for name in _MODULE_COMMANDS:
+            _module(name).add_parser(sub)
     return p
 
 
@@ -111,22 +115,14 @@ def _store_options(s) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    from device.chainstate import ChainStateError
-    from device.config import ConfigError
-    from device.evidence.decrypt import DecryptError
-    from device.evidence.keys import KeyFileError
-    from hal.filekeystore import KeyStoreError
-    from tools.intake.config import IntakeConfigError
-    from tools.intake.history import HistoryError
-    from tools.intake.store import StoreError, StoreURLError
+    words = sys.argv[1:] if argv is None else argv
+    args = _parser(words[0] if words else None).parse_args(argv)
     try:
         return _COMMANDS[args.command](args)
-    except (UsageError, bench_command.BenchUsageError, ConfigError, KeyFileError, KeyStoreError, ChainStateError, IntakeConfigError,
-            HistoryError, StoreURLError, StoreError) as exc:
+    except (UsageError, *_loaded(_USAGE_ERRORS)) as exc:
         print(f"bwc {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except DecryptError as exc:
+    except _loaded(_INTEGRITY_ERRORS) as exc:
         print(f"bwc {args.command}: {exc}", file=sys.stderr)
         return EXIT_INTEGRITY
     except OSError as exc:  # a full disk, a file where a directory should be ...
@@ -136,6 +132,21 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"bwc {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+# The errors main() turns into one line, by module. An exception of one of these classes
+# can only have been raised if its module is loaded, so main() matches only the loaded
+# ones and imports none of them (device.chainstate alone brings in hal and numpy).
+_USAGE_ERRORS = (("device.config", "ConfigError"), ("device.evidence.keys", "KeyFileError"),
+                 ("hal.filekeystore", "KeyStoreError"), ("device.chainstate", "ChainStateError"),
+                 ("tools.intake.config", "IntakeConfigError"), ("tools.intake.history", "HistoryError"),
+                 ("tools.intake.store", "StoreURLError"), ("tools.intake.store", "StoreError"),
+                 ("tools.bench.command", "BenchUsageError"))
+_INTEGRITY_ERRORS = (("device.evidence.decrypt", "DecryptError"),)
+
+
+def _loaded(names: tuple[tuple[str, str], ...]) -> tuple[type, ...]:
+    return tuple(getattr(sys.modules[module], name) for module, name in names if module in sys.modules)
 
 
 def _keygen(args) -> int:
@@ -322,10 +333,9 @@ def _demo(args) -> int:
     return run_demo(args.out)
 
 
-_COMMANDS = {"bench": bench_command.run, "keygen": _keygen, "provision": _provision, "run": _run, "verify": _verify,
+_COMMANDS = {"keygen": _keygen, "provision": _provision, "run": _run, "verify": _verify,
              "export": _export, "demo": _demo, "intake": _intake, "group": _group, "vehicle": _vehicle,
-             "offload": offload_command.run, "pod": pod_command.run,
-             "world": world_command.run, "install-service": service.run, "doctor": doctor_command.run}
+             **{name: (lambda args, name=name: _module(name).run(args)) for name in _MODULE_COMMANDS}}
 
 if __name__ == "__main__":
     sys.exit(main())

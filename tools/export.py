@@ -12,20 +12,19 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
-import av
 from nacl.public import PrivateKey
 from nacl.signing import VerifyKey
 
-from device.config import FIRMWARE_BUILD_UTC_US
 from device.evidence.decrypt import DecryptError, NotARecipient, unwrap_segment_key
 from device.evidence.keys import key_id
 from device.evidence.storage_verify import Segment, StorageReport, verify_storage
 from tools import exportability as ex
-from tools import notice
-from tools.plainstream import SegmentMediaReader
-from tools.remux import RemuxError, remux_event
 from tools.staging import FILE_MODE, Interrupts, Staging, make_out_dir, publish
+
+if TYPE_CHECKING:
+    from tools import notice
 
 SUMMARY_FILE = "export-summary.json"
 
@@ -100,6 +99,9 @@ def export_events(storage_dir: str, secret: PrivateKey, device_key: VerifyKey, o
     authenticated event; otherwise exports what it can and says why not for the rest.
     `announce_dir`: the agency's announcement files, besides the shipped ones, so each
     logged cue can be looked for in the audio (tools/notice.py); ConfigError if unreadable."""
+    # PyAV and numpy are imported here, not at the top: `bwc verify` imports this module
+    # (tools/report.py) and must start light.
+    from tools import notice
     known_assets = notice.KnownAssets(announce_dir)   # before anything is written
     report = verify_storage(storage_dir, device_key)
     if not report.segments:
@@ -201,6 +203,10 @@ def _refuse_clashes(out_dir: str, names: list[str]) -> None:
 def _export_media(event: EventResult, secret: PrivateKey, staging: Staging,
                   interrupts: Interrupts, known_assets: notice.KnownAssets) -> ex.NotExported | None:
     """Decrypt and remux one event into the staging directory; the reason if it fails."""
+    import av
+    from tools import notice
+    from tools.plainstream import SegmentMediaReader
+    from tools.remux import MoovReserveTooSmall, RemuxError, expected_packets, remux_event
     first = event.segments[0].header
     path = staging.new_file(event.stem + ".mp4")
     metadata: list[dict] = []
@@ -215,11 +221,19 @@ def _export_media(event: EventResult, secret: PrivateKey, staging: Staging,
                 reader.check()
                 metadata.extend(reader.metadata)
 
+    title = f"OpenBWC {first['device_id']} event {event.event_id}"
     sources = readers()
     refusal = None
     try:
-        counts = remux_event(sources, path, first["event_origin_utc_us"],
-                             f"OpenBWC {first['device_id']} event {event.event_id}")
+        try:
+            counts = remux_event(sources, path, first["event_origin_utc_us"], title,
+                                 expected_packets(event.media_s, first["video"], first["audio"]))
+        except MoovReserveTooSmall:
+            # More packets than the header's rates say: again, with FFmpeg's faststart.
+            sources.close()
+            metadata.clear()
+            sources = readers()
+            counts = remux_event(sources, path, first["event_origin_utc_us"], title)
         if not any(counts.values()):
             refusal = ex.NotExported(ex.EMPTY, "no media: the event holds no audio or video packet")
     except DecryptError as exc:
@@ -299,6 +313,7 @@ def media_gaps(metadata: list[dict], origin_monotonic_us: int) -> list[dict]:
 
 def _sidecar(event: EventResult, report: StorageReport, verification: dict, entries: list[dict],
              pinned: bool) -> dict:
+    from device.config import FIRMWARE_BUILD_UTC_US  # device.config loads hal (and numpy): not for `bwc verify`
     first = event.segments[0].header
     metadata = event.metadata
     audit_entries = report.audit.entries if report.audit else []

@@ -56,7 +56,8 @@ def unwrap_segment_key(header: dict, secret: PrivateKey) -> bytes:
 
 def decrypt_chunks(report: SegmentReport, secret: PrivateKey, read_at: ReadAt) -> Iterator[tuple[bytes, bytes | dict]]:
     """Yield (kind, payload) for each authenticated chunk of a segment that
-    verify_segment() accepted, in order: media as bytes, metadata as a parsed dict.
+    verify_segment() accepted, in order: media as a memoryview of the decrypted chunk
+    (not copied: a 1 GB export would copy 1 GB more), metadata as a parsed dict.
     Raises NotARecipient before yielding anything, DecryptError at the failing chunk;
     the FINAL-tag rule (§7 step 4) is checked once the last chunk has been yielded."""
     if not report.ok or report.header is None:
@@ -77,10 +78,11 @@ def decrypt_chunks(report: SegmentReport, secret: PrivateKey, read_at: ReadAt) -
             raise DecryptError(f"segment {seq}: chunk {index} fails to decrypt") from None
         if tag == _TAG_FINAL:
             final_at.append(index)
-        kind, body = plaintext[:1], plaintext[1:]
+        kind = plaintext[:1]
         if kind == CHUNK_KIND_MEDIA:
-            yield kind, body
+            yield kind, memoryview(plaintext)[1:]
         elif kind == CHUNK_KIND_METADATA:
+            body = plaintext[1:]
             try:
                 record = json.loads(body)
             except ValueError:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import mmap
 import os
 import struct
 from dataclasses import dataclass, field
@@ -79,18 +78,60 @@ def _check_checkpoint(cp: Checkpoint, key: VerifyKey, seq: int, chunk_count: int
         raise _Fail(SIGNATURE_FAILURE, f"{where}: media time goes backwards")
 
 
+class _InMemory:
+    """A segment held as bytes (tests, vectors, an upload being checked)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._view = memoryview(data)
+        self.size = len(self._view)
+
+    def read(self, pos: int, length: int) -> bytes:
+        return bytes(self._view[pos:pos + length])
+
+    def hash(self, running, start: int, end: int) -> None:
+        running.update(self._view[start:end])
+
+
+class _OnDisk:
+    """A segment file read by records: small reads for record heads and checkpoints, and
+    the hashed bytes through one reused buffer. Nothing is mapped, so the file's pages
+    never count towards this process's memory, however long the segment."""
+
+    BLOCK_BYTES = 1 << 20
+
+    def __init__(self, fd: int, size: int) -> None:
+        self._fd, self.size = fd, size
+        self._buffer = memoryview(bytearray(self.BLOCK_BYTES))
+
+    def read(self, pos: int, length: int) -> bytes:
+        data = os.pread(self._fd, length, pos)
+        if len(data) != length:
+            raise _Fail(STRUCTURE_FAILURE, f"the file changed while it was being verified (short read at byte {pos})")
+        return data
+
+    def hash(self, running, start: int, end: int) -> None:
+        pos = start
+        while pos < end:
+            got = os.preadv(self._fd, [self._buffer[:min(self.BLOCK_BYTES, end - pos)]], pos)
+            if got <= 0:
+                raise _Fail(STRUCTURE_FAILURE, f"the file changed while it was being verified (short read at byte {pos})")
+            running.update(self._buffer[:got])   # hashlib releases the GIL for a block this size
+            pos += got
+
+
 def verify_segment_file(f: BinaryIO, device_key: VerifyKey) -> SegmentReport:
-    """Verify an open segment file through mmap: memory stays flat however long it is."""
-    if os.fstat(f.fileno()).st_size == 0:
-        return verify_segment(b"", device_key)
-    with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-        return verify_segment(mapped, device_key)
+    """Verify an open segment file, reading it once front to back in bounded memory."""
+    return _report(_OnDisk(f.fileno(), os.fstat(f.fileno()).st_size), device_key)
 
 
 def verify_segment(data: bytes, device_key: VerifyKey) -> SegmentReport:
+    return _report(_InMemory(data), device_key)
+
+
+def _report(src, device_key: VerifyKey) -> SegmentReport:
     report = SegmentReport(outcome=AUTHENTIC)
     try:
-        _verify(memoryview(data), device_key, report)
+        _verify(src, device_key, report)
     except _Fail as fail:
         report.outcome, report.reason = fail.outcome, fail.reason
     if not report.ok:
@@ -98,71 +139,74 @@ def verify_segment(data: bytes, device_key: VerifyKey) -> SegmentReport:
     return report
 
 
-def _read_record(data: memoryview, pos: int) -> tuple[int, memoryview, int] | None:
-    """The record at `pos` as (type, body, end), or None if the file ends inside it."""
-    if len(data) - pos < RECORD_HEAD.size:
+_LIMITS = {TYPE_HEADER: (1, HEADER_MAX_BYTES), TYPE_CHUNK: (CHUNK_BODY_MIN, CHUNK_BODY_MAX),
+           TYPE_CHECKPOINT: (CHECKPOINT_BODY_BYTES, CHECKPOINT_BODY_BYTES)}
+
+
+def _read_record(src, pos: int) -> tuple[int, int, int] | None:
+    """The record at `pos` as (type, body length, end), or None if the file ends inside it."""
+    if src.size - pos < RECORD_HEAD.size:
         return None
-    rtype, length = RECORD_HEAD.unpack_from(data, pos)
-    limits = {TYPE_HEADER: (1, HEADER_MAX_BYTES), TYPE_CHUNK: (CHUNK_BODY_MIN, CHUNK_BODY_MAX),
-              TYPE_CHECKPOINT: (CHECKPOINT_BODY_BYTES, CHECKPOINT_BODY_BYTES)}
-    if rtype not in limits:
+    rtype, length = RECORD_HEAD.unpack(src.read(pos, RECORD_HEAD.size))
+    if rtype not in _LIMITS:
         raise _Fail(STRUCTURE_FAILURE, f"unknown record type {rtype:#04x} at byte {pos}")
-    low, high = limits[rtype]
+    low, high = _LIMITS[rtype]
     if not low <= length <= high:
         raise _Fail(STRUCTURE_FAILURE, f"record {chr(rtype)!r} at byte {pos} has impossible length {length}")
     end = pos + RECORD_HEAD.size + length
-    if end > len(data):
+    if end > src.size:
         return None
-    return rtype, data[pos + RECORD_HEAD.size:end], end
+    return rtype, length, end
 
 
-def _parse_checkpoint_at(body: memoryview, pos: int) -> Checkpoint:
+def _parse_checkpoint_at(body: bytes, pos: int) -> Checkpoint:
     try:
-        return parse_checkpoint(bytes(body))
+        return parse_checkpoint(body)
     except CheckpointShapeError as exc:
         raise _Fail(STRUCTURE_FAILURE, f"checkpoint at byte {pos}: {exc}") from None
 
 
-def _verify(data: memoryview, key: VerifyKey, report: SegmentReport) -> None:
-    size = len(data)
-    if size < PREAMBLE_BYTES and MAGIC.startswith(bytes(data[:len(MAGIC)])):
+def _verify(src, key: VerifyKey, report: SegmentReport) -> None:
+    size = src.size
+    preamble = src.read(0, min(size, PREAMBLE_BYTES))
+    if size < PREAMBLE_BYTES and MAGIC.startswith(preamble[:len(MAGIC)]):
         report.outcome, report.reason = TRUNCATED, "cut short inside the preamble; nothing authenticated"
         return
-    if data[:len(MAGIC)] != MAGIC:
+    if preamble[:len(MAGIC)] != MAGIC:
         raise _Fail(NOT_EVIDENCE, "not an OpenBWC segment file (bad magic)")
     if size < PREAMBLE_BYTES:
         report.outcome, report.reason = TRUNCATED, "cut short inside the preamble; nothing authenticated"
         return
-    (version,) = struct.unpack_from(">H", data, len(MAGIC))
+    (version,) = struct.unpack_from(">H", preamble, len(MAGIC))
     if version not in SUPPORTED_VERSIONS:
         raise _Fail(UNSUPPORTED_VERSION, f"format version {version} is not supported "
                                          f"(this reader knows {', '.join(map(str, SUPPORTED_VERSIONS))})")
 
     # §4 step 2: a file that claims a clean end must have one, intact.
-    tail_a = bytes(data[size - 2 * CHECKPOINT_RECORD_BYTES:size - CHECKPOINT_RECORD_BYTES]) \
+    tail_a = src.read(size - 2 * CHECKPOINT_RECORD_BYTES, CHECKPOINT_RECORD_BYTES) \
         if size >= PREAMBLE_BYTES + 2 * CHECKPOINT_RECORD_BYTES else b""
-    tail_b = bytes(data[size - CHECKPOINT_RECORD_BYTES:]) \
+    tail_b = src.read(size - CHECKPOINT_RECORD_BYTES, CHECKPOINT_RECORD_BYTES) \
         if size >= PREAMBLE_BYTES + CHECKPOINT_RECORD_BYTES else b""
     claims_final = looks_like_final_checkpoint(tail_a) or looks_like_final_checkpoint(tail_b)
 
-    torn_final_copy = _walk(data, key, report, version)
+    torn_final_copy = _walk(src, key, report, version)
     if report.outcome == TRUNCATED and claims_final and not torn_final_copy:
         raise _Fail(STRUCTURE_FAILURE, "the file's clean end is damaged")
 
 
-def _walk(data: memoryview, key: VerifyKey, report: SegmentReport, version: int) -> bool:
+def _walk(src, key: VerifyKey, report: SegmentReport, version: int) -> bool:
     """Walk the records; returns True if only the final checkpoint's copy was torn off."""
-    size = len(data)
+    size = src.size
     pos = PREAMBLE_BYTES
-    rec = _read_record(data, pos)
+    rec = _read_record(src, pos)
     if rec is None:
         report.outcome, report.reason = TRUNCATED, "cut short inside the header; nothing authenticated"
         return False
-    rtype, body, pos_after_header = rec
+    rtype, length, pos_after_header = rec
     if rtype != TYPE_HEADER:
         raise _Fail(HEADER_FAILURE, "file does not start with a header")
     try:
-        header = decode_header(bytes(body), version)
+        header = decode_header(src.read(pos + RECORD_HEAD.size, length), version)
     except HeaderError as exc:
         raise _Fail(HEADER_FAILURE, str(exc)) from None
     if header["device_key"] != bytes(key).hex():
@@ -176,21 +220,22 @@ def _walk(data: memoryview, key: VerifyKey, report: SegmentReport, version: int)
     chunk_spans: list[tuple[int, int]] = []
     pos = pos_after_header
     while pos < size:
-        rec = _read_record(data, pos)
+        rec = _read_record(src, pos)
         if rec is None:
             break  # torn write at the end of the file
-        rtype, body, end = rec
+        rtype, length, end = rec
         if not report.checkpoints and rtype != TYPE_CHECKPOINT:
             raise _Fail(HEADER_FAILURE, "header is not followed by its signature checkpoint")
         if rtype == TYPE_HEADER:
             raise _Fail(STRUCTURE_FAILURE, f"second header at byte {pos}")
         if rtype == TYPE_CHUNK:
-            chunk_spans.append((pos + RECORD_HEAD.size, len(body)))
+            chunk_spans.append((pos + RECORD_HEAD.size, length))
             pos = end
             continue
-        running.update(data[hashed_to:pos])
+        src.hash(running, hashed_to, pos)
         hashed_to = pos
-        cp = _parse_checkpoint_at(body, pos)
+        own = src.read(pos, end - pos)
+        cp = _parse_checkpoint_at(own[RECORD_HEAD.size:], pos)
         floor = report.last.media_end_us if report.last else 0
         try:
             _check_checkpoint(cp, key, seq, len(chunk_spans), pos, running.digest(), floor)
@@ -204,11 +249,11 @@ def _walk(data: memoryview, key: VerifyKey, report: SegmentReport, version: int)
         report.chunks = list(chunk_spans)
         if cp.final:
             # Only the byte-identical copy of the final checkpoint may follow it.
-            rest, own = bytes(data[end:]), bytes(data[pos:end])
+            rest = src.read(end, size - end) if size - end <= len(own) else None
             if rest == own:
                 report.outcome = AUTHENTIC
                 return False
-            if len(rest) < len(own) and own.startswith(rest):
+            if rest is not None and len(rest) < len(own) and own.startswith(rest):
                 # Power failed while the copy was being written: the media is
                 # complete and signed, only the redundancy is missing.
                 report.outcome = TRUNCATED
@@ -231,14 +276,14 @@ def _walk(data: memoryview, key: VerifyKey, report: SegmentReport, version: int)
 def read_header_unverified(data: bytes) -> dict | None:
     """The header of a segment without checking any signature (e.g. to learn which
     device key a storage claims); None if the file has no readable header."""
-    view = memoryview(data)
-    if len(view) < PREAMBLE_BYTES or view[:len(MAGIC)] != MAGIC:
+    src = _InMemory(data)
+    if src.size < PREAMBLE_BYTES or src.read(0, len(MAGIC)) != MAGIC:
         return None
     try:
-        rec = _read_record(view, PREAMBLE_BYTES)
-        (version,) = struct.unpack_from(">H", view, len(MAGIC))
+        rec = _read_record(src, PREAMBLE_BYTES)
+        (version,) = struct.unpack(">H", src.read(len(MAGIC), 2))
         if rec is None or rec[0] != TYPE_HEADER or version not in SUPPORTED_VERSIONS:
             return None
-        return decode_header(bytes(rec[1]), version)
+        return decode_header(src.read(PREAMBLE_BYTES + RECORD_HEAD.size, rec[1]), version)
     except (_Fail, HeaderError):
         return None

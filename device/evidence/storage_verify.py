@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 from nacl.signing import VerifyKey
 
@@ -11,11 +12,15 @@ from device.evidence.audit_lines import LEGACY_AUDIT_FILE, audit_file_number
 from device.evidence.audit_verify import FileRun, merge_audit, read_audit_file, read_legacy_file
 from device.evidence.custody import check_custody
 from device.evidence.format import seq_from_file_name
-from device.evidence.segment_reader import verify_segment_file
+from device.evidence.segment_reader import SegmentReport, verify_segment_file
 from device.evidence.storage_report import (  # noqa: F401 - re-exported for callers
     BEFORE_SET, INTEGRITY_FAILURE, TRUNCATED, Gap, Segment, StorageReport,
 )
 from device.evidence.storage_verify_v1 import verify_storage_v1
+
+# Segment files are independent to verify, and hashlib and PyNaCl release the GIL while
+# they hash and check signatures, so a thread per core reads them side by side.
+VERIFY_THREADS = min(4, os.cpu_count() or 1)
 
 # An audit file larger than this is not one a device wrote (a shift writes a few KiB).
 AUDIT_FILE_MAX_BYTES = 64 * 1024 * 1024
@@ -32,17 +37,22 @@ def verify_storage(directory: str, device_key: VerifyKey) -> StorageReport:
     unauthenticated: set[int] = set()
     audit_runs = []
     versions: set[int] = set()
+    segment_names = [n for n in names if audit_file_number(n) is None and seq_from_file_name(n) is not None
+                     and os.path.isfile(os.path.join(directory, n))]
+    with ThreadPoolExecutor(VERIFY_THREADS, thread_name_prefix="bwc-verify") as pool:
+        # Results are taken in name order, so the report does not depend on thread timing.
+        verified = dict(zip(segment_names, pool.map(lambda n: _verify_file(os.path.join(directory, n), device_key),
+                                                    segment_names)))
     for name in names:
         path = os.path.join(directory, name)
         if audit_file_number(name) is not None and os.path.isfile(path):
             audit_runs.append(_read_audit(name, path, device_key))
             continue
         name_seq = seq_from_file_name(name)
-        if name_seq is None or not os.path.isfile(path):
+        if name not in verified:
             report.problem(name, "unexpected file in evidence storage")
             continue
-        with open(path, "rb") as f:
-            seg_report = verify_segment_file(f, device_key)
+        seg_report = verified[name]
         report.files[name] = seg_report.outcome
         if not seg_report.ok:
             report.problem(name, seg_report.reason)
@@ -65,6 +75,11 @@ def verify_storage(directory: str, device_key: VerifyKey) -> StorageReport:
     check_custody(report, unauthenticated, bytes(device_key).hex())
     report.decide()
     return report
+
+
+def _verify_file(path: str, device_key: VerifyKey) -> SegmentReport:
+    with open(path, "rb") as f:
+        return verify_segment_file(f, device_key)
 
 
 def _read_audit(name: str, path: str, device_key: VerifyKey):

@@ -162,3 +162,48 @@ def test_export_never_writes_plaintext_onto_the_evidence_card(bwc, recording, tm
     assert r.returncode == 2, str(r)
     assert "must not be inside the evidence storage" in r.stderr
     assert snapshot(card) == before
+
+
+def _top_level_boxes(path) -> list[bytes]:
+    import struct
+    boxes, pos, size_bytes = [], 0, path.stat().st_size
+    with open(path, "rb") as f:
+        while pos < size_bytes:
+            f.seek(pos)
+            size, kind = struct.unpack(">I4s", f.read(8))
+            if size == 1:
+                size = struct.unpack(">Q", f.read(8))[0]
+            boxes.append(kind)
+            pos += size
+    return boxes
+
+
+def _packets(mp4) -> list[tuple[str, int, bytes]]:
+    with av.open(str(mp4)) as container:
+        return [(p.stream.type, p.pts, bytes(p)) for p in container.demux() if p.size]
+
+
+def test_exported_mp4s_have_their_index_before_the_media(export_unpinned):
+    """A player can start an export while it is still downloading (moov before mdat)."""
+    for mp4 in exported(export_unpinned.out)[0]:
+        boxes = _top_level_boxes(mp4)
+        assert boxes.index(b"moov") < boxes.index(b"mdat"), boxes
+
+
+def test_an_index_larger_than_its_reserved_room_is_written_by_faststart(recording, export_unpinned, tmp_path,
+                                                                       monkeypatch):
+    """More packets than the headers' rates announce: the same media, index still first."""
+    from tools import cli, remux
+    monkeypatch.setattr(remux, "MOOV_BASE_BYTES", 16)
+    monkeypatch.setattr(remux, "MOOV_BYTES_PER_PACKET", 0)
+    calls = []
+    real_remux = remux.remux_event
+    monkeypatch.setattr(remux, "remux_event", lambda *a: calls.append(a[4:]) or real_remux(*a))
+    out = tmp_path / "out"
+    code = cli.main(["export", str(recording.storage), "--key", str(recording.custodian.key), "--out", str(out)])
+    assert code == 0
+    assert len(calls) == 4 and [c == () for c in calls] == [False, True, False, True]   # two events, each retried
+    for mine, reference in zip(exported(out)[0], exported(export_unpinned.out)[0]):
+        boxes = _top_level_boxes(mine)
+        assert boxes.index(b"moov") < boxes.index(b"mdat"), boxes
+        assert _packets(mine) == _packets(reference)

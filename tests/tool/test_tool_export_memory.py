@@ -3,9 +3,9 @@
 The footage is real firmware output at 1080p30, 10 Mbit/s (tests/tool/long_event.py).
 Peak RSS is the kernel's high-water mark for the `bwc export` process (Linux VmHWM).
 
-Segments are 10 s here so that both lengths have segments of the same size: the
-verifier maps one segment file at a time, and its pages count towards RSS, so longer
-segments would raise the peak for a reason that has nothing to do with export.
+Segments are 10 s here so that both lengths have segments of the same size: nothing
+should hold a whole segment (the verifier reads by records, the decryptor a chunk or
+two ahead), but equal segments keep this test about the footage's length alone.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from long_event import record_long_event
+from tools.bench import measure_read
 
 REPO = Path(__file__).resolve().parents[2]  # the working tree under test
 
@@ -29,15 +30,7 @@ MIB = 1024 * 1024
 # `bwc export` in a child that reports its own peak RSS (VmHWM) as it exits. Not the
 # parent's os.wait4 figure: on Linux a child's ru_maxrss also counts the parent's
 # memory image it ran in between fork and exec, here the whole pytest process.
-MEASURED_BWC = r"""
-import sys
-from tools import cli
-code = cli.main(sys.argv[1:])
-with open("/proc/self/status") as f:
-    peak = next(line.split()[1] for line in f if line.startswith("VmHWM:"))
-print(f"VMHWM_KIB {peak}", file=sys.stderr)
-sys.exit(code)
-"""
+MEASURED_BWC = measure_read.MEASURED_BWC
 
 
 def _export_peak_rss_mib(event, out) -> float:

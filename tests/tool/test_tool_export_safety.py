@@ -167,10 +167,10 @@ def test_a_file_that_appears_during_the_export_is_not_overwritten(recording, tmp
 
 def test_an_error_in_the_middle_of_an_event_removes_everything(recording, tmp_path, monkeypatch, capsys):
     """A disk error while the second event is being written: nothing stays, exit 2."""
-    from tools import export
+    from tools import remux
 
     out = tmp_path / "out"
-    real_remux, calls = export.remux_event, []
+    real_remux, calls = remux.remux_event, []
 
     def remux_event(sources, out_path, *args):
         calls.append(out_path)
@@ -179,7 +179,7 @@ def test_an_error_in_the_middle_of_an_event_removes_everything(recording, tmp_pa
             raise OSError(5, "Input/output error", out_path)
         return real_remux(sources, out_path, *args)
 
-    monkeypatch.setattr(export, "remux_event", remux_event)
+    monkeypatch.setattr(remux, "remux_event", remux_event)  # tools.export imports it when it exports
     code = export_main(recording, out)
     assert code == 2 and "Input/output error" in capsys.readouterr().err
     assert len(calls) == 2 and not out.exists()

@@ -112,3 +112,20 @@ def test_verify_a_device_dir_instead_of_its_storage(bwc, recording):
     r = bwc("verify", recording.device.dir, "--device-pub", recording.device.pub)
     assert r.returncode == 1, str(r)
     assert "device.json: unexpected file in evidence storage" in r.stdout
+
+
+def test_verify_starts_without_loading_media_or_hardware_libraries(recording):
+    """A custodian's `bwc verify` is mostly start-up on a small set: it must not load
+    PyAV, numpy or the other commands' modules (hardware backends, the simulator)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    probe = ("import sys, openbwc\nfrom tools import cli\n"
+             f"code = cli.main(['verify', {str(recording.storage)!r}, '--device-pub', {str(recording.device.pub)!r}])\n"
+             "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('av', 'numpy', 'simulator', 'hal'))\n"
+             "print('HEAVY', heavy)\nsys.exit(code)\n")
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                       cwd=Path(__file__).resolve().parents[2])
+    assert r.returncode == 0, r.stderr
+    assert "HEAVY []" in r.stdout, r.stdout.splitlines()[-1]

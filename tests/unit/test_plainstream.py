@@ -19,6 +19,7 @@ from device.evidence.format import CHUNK_KIND_MEDIA, CHUNK_KIND_METADATA, CHUNK_
 from device.evidence.segment_file import TAG_FINAL, SegmentFile
 from device.evidence.segment_reader import verify_segment_file
 from hal.dirstorage import DirectoryStorage
+from tools import plainstream
 from tools.plainstream import SegmentMediaReader
 
 DEVICE = SigningKey(bytes([1]) * 32)
@@ -84,13 +85,25 @@ def test_streams_exactly_what_decrypt_segment_gives(tmp_path):
         assert reader.media_bytes == len(media)
 
 
-def test_holds_at_most_one_chunk(tmp_path):
+def test_holds_a_bounded_number_of_chunks(tmp_path):
+    """One chunk in hand, at most AHEAD_CHUNKS decrypted ahead: never the segment."""
     path, report, _, _ = _segment(tmp_path)
     with SegmentMediaReader(path, report, CUSTODIAN) as reader:
+        assert reader._ahead.maxsize == plainstream.AHEAD_CHUNKS
         sizes = []
         while reader.read(4096):
             sizes.append(len(reader._buffer))
     assert max(sizes) <= CHUNK_PLAINTEXT_MAX - 1
+
+
+def test_releasing_a_reader_early_stops_its_decrypting_thread(tmp_path, monkeypatch):
+    monkeypatch.setattr(plainstream, "AHEAD_CHUNKS", 1)   # the thread is blocked on a full queue
+    path, report, media, _ = _segment(tmp_path)
+    reader = SegmentMediaReader(path, report, CUSTODIAN)
+    assert reader.read(10) == media[:10]
+    reader.release()
+    assert not reader._thread.is_alive()
+    assert reader.read(10) == b""
 
 
 def test_a_decryption_failure_ends_the_stream_and_is_raised_by_check(tmp_path):
