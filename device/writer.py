@@ -262,6 +262,7 @@ class SegmentWriter:
     def _handle(self, item: object) -> None:
         self._critical = "handling"
         self._dispatch(item)
+        self._catch_up()
         self._critical = None
 
     def _dispatch(self, item: object) -> None:
@@ -321,8 +322,13 @@ class SegmentWriter:
             "activation_utc_us": start.activation_utc_us, "pre_event_s": start.pre_event_s,
             "delivered_pre_event_us": start.activation_monotonic_us - origin_us,
         }))
+        # The pre-event is a backlog even when the queue is empty: bounded chunks.
+        event.in_backlog = True
         for packet in start.packets:
             self._add_packet(packet)
+            if self._event is not event:
+                return   # storage full: the event ended inside the pre-event
+        event.in_backlog = False
 
     def _refuse_full(self, start: EventStart) -> None:
         """No room for even a cleanly closed segment: say so, record nothing."""
@@ -358,6 +364,7 @@ class SegmentWriter:
     def _close_segment(self, end_us: int) -> None:
         event = self._event
         rest = event.muxer.close()
+        event.unsynced_media = False   # the close writes and syncs whatever is pending
         self._stage = "closing"
         cp = event.segment.close(rest, max(end_us - event.origin_monotonic_us,
                                            event.segment.last_checkpoint.media_end_us))
@@ -437,7 +444,7 @@ class SegmentWriter:
                 event.last_audio_end_us = packet.timestamp_us + packet.duration_us
             output = event.muxer.take_output()
             if output:
-                if self._storage.free_bytes() - len(output) < self._reserve_bytes:
+                if self._storage.free_bytes() - len(output) - event.segment.pending_bytes < self._reserve_bytes:
                     # FLT-2: what is left is the reserve that closes this segment cleanly.
                     event.segment.add(CHUNK_KIND_MEDIA, output)
                     self._stop_event(EventStop("storage", packet.timestamp_us, self._utc(packet.timestamp_us)),
@@ -446,11 +453,32 @@ class SegmentWriter:
                     return
                 self._stage = "recording"
                 event.segment.add(CHUNK_KIND_MEDIA, output)
-                event.segment.checkpoint(event.checkpoint_media_end_us())
-                self._note_committed()
-                committed_video_us = event.last_video_us
+                event.unsynced_media = True
+                if event.segment.pending_bytes >= event.chunk_bound_bytes or \
+                        (not event.in_backlog and self._queue.empty()):
+                    committed_video_us = self._checkpoint_media()
         if committed_video_us is not None:
             self._report_video(committed_video_us)
+
+    def _checkpoint_media(self) -> int:
+        """Sign, write and sync the fragments added since the last checkpoint (§3.3).
+        Called when the writer has caught up (the queue is empty: durable now, once a
+        fragment in real time) or when a backlog's pending bytes reach the event's bound
+        (the pre-event at a press: written in bounded chunks, each durable at once).
+        Returns the video time on_committed may report."""
+        event = self._event
+        event.segment.checkpoint(event.checkpoint_media_end_us())
+        event.unsynced_media = False
+        event.grow_chunk_bound()
+        self._note_committed()
+        return event.last_video_us
+
+    def _catch_up(self) -> None:
+        """After any item: nothing queued behind it, so nothing may wait unsynced."""
+        event = self._event
+        if event is not None and event.unsynced_media and self._queue.empty():
+            self._stage = "recording"
+            self._report_video(self._checkpoint_media())
 
     def _add_metadata(self, meta: Metadata) -> None:
         event = self._event

@@ -1,7 +1,9 @@
 """Writing one segment file (docs/format.md §3): encrypt, sign, checkpoint, sync.
 
-Runs on the writer thread only. Every flush is one write() followed by sync(), so
-after a power cut the file is a prefix of what it would have been (SEG-4).
+Runs on the writer thread only. Every checkpoint is one write() of everything added
+since the last one, followed by sync(), so after a power cut the file is a prefix of
+what it would have been (SEG-4). Chunks are held in memory until then: the writer
+decides how many fragments one checkpoint covers (device/writer.py).
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from nacl.signing import SigningKey
 
 from device.evidence.format import (
     CHUNK_KIND_MEDIA, CHUNK_PLAINTEXT_MAX, MAGIC, PAYLOAD_TYPE, SEGMENT_FORMAT_NAME,
-    TYPE_CHUNK, TYPE_HEADER, VERSION, Checkpoint, encode_header, record,
+    RECORD_HEAD, TYPE_CHUNK, TYPE_HEADER, VERSION, Checkpoint, encode_header, record,
 )
 from device.evidence.keys import key_id
 from hal.storage import WritableFile
@@ -53,6 +55,7 @@ class SegmentFile:
         self._hash = hashlib.sha256()
         self._offset = 0
         self._pending: list[bytes] = []
+        self._pending_bytes = 0
         self.chunk_count = 0
         self.last_checkpoint: Checkpoint | None = None
         self.closed = False
@@ -60,20 +63,30 @@ class SegmentFile:
         # K0 signs the header; it is durable before anything else is recorded.
         self.checkpoint(fields["media_start_us"])
 
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes added since the last checkpoint: not yet written, not durable."""
+        return self._pending_bytes
+
     def _append(self, data: bytes) -> None:
         self._hash.update(data)
         self._offset += len(data)
+        self._pending_bytes += len(data)
         self._pending.append(data)
 
     def add(self, kind: bytes, data: bytes) -> None:
         """Encrypt `data` as one or more chunks of the given kind (not yet durable)."""
         view = memoryview(data)
         for start in range(0, max(len(view), 1), _DATA_MAX):
-            self._add_chunk(kind + view[start:start + _DATA_MAX].tobytes(), TAG_MESSAGE)
+            # One copy to build the plaintext (kind byte + slice), none for the slice itself.
+            self._add_chunk(b"".join((kind, view[start:start + _DATA_MAX])), TAG_MESSAGE)
 
     def _add_chunk(self, plaintext: bytes, tag: int) -> None:
         body = sodium.crypto_secretstream_xchacha20poly1305_push(self._stream, plaintext, None, tag)
-        self._append(record(TYPE_CHUNK, body))
+        # The record's head and body are kept apart (same bytes as record()): the one
+        # join at the checkpoint is the only copy of the ciphertext.
+        self._append(RECORD_HEAD.pack(TYPE_CHUNK, len(body)))
+        self._append(body)
         self.chunk_count += 1
 
     def _signed_checkpoint(self, media_end_us: int, final: bool) -> Checkpoint:
@@ -101,6 +114,7 @@ class SegmentFile:
         rec = cp.to_record()
         # The copy makes a damaged clean end distinguishable from a power cut (§3.1).
         self._pending.extend((rec, rec))
+        self._pending_bytes += 2 * len(rec)
         self._write_pending()
         self._out.close()
         self._stream = None
@@ -112,6 +126,7 @@ class SegmentFile:
         """Close the file without a clean end (used when storage fails)."""
         self._stream = None
         self._pending.clear()
+        self._pending_bytes = 0
         try:
             self._out.close()
         finally:
@@ -120,5 +135,6 @@ class SegmentFile:
     def _write_pending(self) -> None:
         data = b"".join(self._pending)
         self._pending.clear()
+        self._pending_bytes = 0
         self._out.write(data)
         self._out.sync()
