@@ -329,6 +329,11 @@ class SegmentWriter:
             if self._event is not event:
                 return   # storage full: the event ended inside the pre-event
         event.in_backlog = False
+        # The press cuts a fragment: the partial GOP up to it is durable now, not at the
+        # next keyframe or flush interval (nor after whatever queued up meanwhile).
+        event.muxer.cut()
+        if self._flush_output(start.activation_monotonic_us, force_checkpoint=True) and self._event is event:
+            self._report_video(event.last_video_us)
 
     def _refuse_full(self, start: EventStart) -> None:
         """No room for even a cleanly closed segment: say so, record nothing."""
@@ -442,23 +447,30 @@ class SegmentWriter:
         if event.muxer.add(packet, packet.timestamp_us - event.origin_monotonic_us):
             if packet.kind == "audio":
                 event.last_audio_end_us = packet.timestamp_us + packet.duration_us
-            output = event.muxer.take_output()
-            if output:
-                if self._storage.free_bytes() - len(output) - event.segment.pending_bytes < self._reserve_bytes:
-                    # FLT-2: what is left is the reserve that closes this segment cleanly.
-                    event.segment.add(CHUNK_KIND_MEDIA, output)
-                    self._stop_event(EventStop("storage", packet.timestamp_us, self._utc(packet.timestamp_us)),
-                                     reason="storage_full")
-                    self._notify(lambda _: self._on_storage_full(), None)
-                    return
-                self._stage = "recording"
-                event.segment.add(CHUNK_KIND_MEDIA, output)
-                event.unsynced_media = True
-                if event.segment.pending_bytes >= event.chunk_bound_bytes or \
-                        (not event.in_backlog and self._queue.empty()):
-                    committed_video_us = self._checkpoint_media()
-        if committed_video_us is not None:
+            if self._flush_output(packet.timestamp_us):
+                committed_video_us = event.last_video_us
+        if committed_video_us is not None and self._event is event:
             self._report_video(committed_video_us)
+
+    def _flush_output(self, at_us: int, force_checkpoint: bool = False) -> bool:
+        """Encrypt what the muxer cut; checkpoint it when due. True if a checkpoint ran."""
+        event = self._event
+        output = event.muxer.take_output()
+        if output:
+            if self._storage.free_bytes() - len(output) - event.segment.pending_bytes < self._reserve_bytes:
+                # FLT-2: what is left is the reserve that closes this segment cleanly.
+                event.segment.add(CHUNK_KIND_MEDIA, output)
+                self._stop_event(EventStop("storage", at_us, self._utc(at_us)), reason="storage_full")
+                self._notify(lambda _: self._on_storage_full(), None)
+                return False
+            self._stage = "recording"
+            event.segment.add(CHUNK_KIND_MEDIA, output)
+            event.unsynced_media = True
+        if event.unsynced_media and (force_checkpoint or event.segment.pending_bytes >= event.chunk_bound_bytes
+                                     or (not event.in_backlog and self._queue.empty())):
+            self._checkpoint_media()
+            return True
+        return False
 
     def _checkpoint_media(self) -> int:
         """Sign, write and sync the fragments added since the last checkpoint (§3.3).

@@ -30,7 +30,7 @@ from device.firmware import Firmware
 from device.writer import EventStart, EventStop, SegmentWriter
 from hal.dirstorage import DirectoryStorage
 from hal.filekeystore import FileKeyStore
-from hal.fs import OS_FS
+from hal.fs import OS_FS, FileSystem
 from hal.media import AudioFormat, MediaPacket, VideoFormat
 from nacl.signing import SigningKey
 from simulator.board import build_sim_board
@@ -42,9 +42,10 @@ from tools.provision import keygen, provision
 HD_10M = VideoFormat(width=1920, height=1080, fps=30, keyframe_interval_s=1.0, bitrate_bps=10_000_000)
 AUDIO = AudioFormat()
 MB = 1_000_000
+UTC_ORIGIN_US = 1_700_000_000_000_000
 
 
-def _device(root: str) -> tuple[str, str]:
+def device(root: str) -> tuple[str, str]:
     """A provisioned device directory and its custodian's public key file."""
     _, public = keygen(os.path.join(root, "custodian"))
     device_dir = os.path.join(root, "device")
@@ -52,14 +53,17 @@ def _device(root: str) -> tuple[str, str]:
     return device_dir, public
 
 
-def _packets(video: VideoFormat, total_bytes: int) -> list[MediaPacket]:
-    """Replayed video and AAC packets, in time order, until `total_bytes` of payload."""
+def packets_for(video: VideoFormat, total_bytes: int | None = None, end_us: int | None = None) -> list[MediaPacket]:
+    """Replayed video and AAC packets from time 0, in time order, until `total_bytes` of
+    payload or until the first packet starting at or after `end_us`."""
     frames, blocks = encode_video_loop(video), encode_audio_loop(AUDIO)
     frame_us, block_us = 1e6 / video.fps, 1024 * 1e6 / AUDIO.sample_rate_hz
     out: list[MediaPacket] = []
     size = n_video = n_audio = 0
-    while size < total_bytes:
+    while True:
         video_at, audio_at = n_video * frame_us, n_audio * block_us
+        if (total_bytes is not None and size >= total_bytes) or (end_us is not None and min(video_at, audio_at) >= end_us):
+            return out
         if video_at <= audio_at:
             data, key = frames[n_video % len(frames)]
             out.append(MediaPacket("video", data, round(video_at), round(frame_us), key))
@@ -69,17 +73,17 @@ def _packets(video: VideoFormat, total_bytes: int) -> list[MediaPacket]:
             out.append(MediaPacket("audio", data, round(audio_at), round(block_us), True))
             n_audio += 1
         size += len(data)
-    return out
 
 
-class _WriterRig:
-    """A real SegmentWriter on a DirectoryStorage over the kernel's file system."""
+class WriterRig:
+    """A real SegmentWriter on a DirectoryStorage, over the kernel's file system (or a
+    test's SimFS)."""
 
-    def __init__(self, root: str, device_dir: str, video: VideoFormat) -> None:
+    def __init__(self, root: str, device_dir: str, video: VideoFormat, fs: FileSystem = OS_FS) -> None:
         self.storage_dir = os.path.join(root, "storage")
         shutil.rmtree(self.storage_dir, ignore_errors=True)
-        self.storage = DirectoryStorage(self.storage_dir, OS_FS)
-        keystore = FileKeyStore(device_dir, OS_FS)
+        self.storage = DirectoryStorage(self.storage_dir, fs)
+        keystore = FileKeyStore(device_dir, fs)
         identity = load_identity(device_dir)
         key = SigningKey(keystore.signing_seed())
         chain = ChainState.load(keystore)
@@ -97,11 +101,11 @@ class _WriterRig:
         """Seconds from the EventStart put until the writer is idle after the EventStop."""
         first, last = packets[0], packets[-1]
         started = time.perf_counter()
-        self.writer.put(EventStart(uuid.uuid4().hex, "button", first.timestamp_us, 1_700_000_000_000_000, 0.0, [first]))
+        self.writer.put(start_item(first.timestamp_us, [first]))
         for packet in packets[1:]:
             self.writer.put(packet)
         end_us = last.timestamp_us + last.duration_us
-        self.writer.put(EventStop("bench", end_us, 1_700_000_000_000_000 + end_us))
+        self.writer.put(EventStop("button", end_us, UTC_ORIGIN_US + end_us))
         self.writer.wait_idle()
         elapsed = time.perf_counter() - started
         self.marks.append((time.perf_counter(), self._on_disk()))
@@ -113,6 +117,10 @@ class _WriterRig:
 
     def close(self) -> None:
         self.writer.close()
+
+
+def start_item(press_us: int, packets: list[MediaPacket], pre_event_s: float = 0.0) -> EventStart:
+    return EventStart(uuid.uuid4().hex, "button", press_us, UTC_ORIGIN_US + press_us, pre_event_s, packets)
 
 
 def _age_recipient(public_path: str) -> str | None:
@@ -138,8 +146,8 @@ def measure_writer_throughput(ctx: BenchContext) -> tuple[Figure, Series]:
     total_bytes = (100 if ctx.reduced else 1000) * MB
     root = tempfile.mkdtemp(prefix="writer-", dir=ctx.work_dir)
     try:
-        device_dir, _ = _device(root)
-        packets = _packets(HD_10M, total_bytes)
+        device_dir, _ = device(root)
+        packets = packets_for(HD_10M, total_bytes)
         payload_bytes = sum(len(p.data) for p in packets)
         src = os.path.join(root, "payload.bin")
         with open(src, "wb") as f:
@@ -148,7 +156,7 @@ def measure_writer_throughput(ctx: BenchContext) -> tuple[Figure, Series]:
         recipient = _age_recipient(os.path.join(root, "age.key"))
         ours, theirs, series = [], [], []
         for repeat in range(ctx.repeats):
-            rig = _WriterRig(os.path.join(root, "run"), device_dir, HD_10M)
+            rig = WriterRig(os.path.join(root, "run"), device_dir, HD_10M)
             try:
                 elapsed = rig.run(packets)
             finally:
@@ -168,7 +176,7 @@ def measure_writer_throughput(ctx: BenchContext) -> tuple[Figure, Series]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _rate_points(rig: _WriterRig) -> list[tuple[float, float]]:
+def _rate_points(rig: WriterRig) -> list[tuple[float, float]]:
     """(s since the EventStart put, MB/s durable since the previous mark)."""
     points, prev_t, prev_b = [], rig.started, 0
     for t, size in rig.marks:
@@ -194,7 +202,7 @@ def measure_firmware_cpu(ctx: BenchContext, video: VideoFormat = HD_10M, pre_eve
 
 
 def _firmware_cpu_once(root: str, video: VideoFormat, pre_event_s: float, record_s: float) -> float:
-    device_dir, _ = _device(root)
+    device_dir, _ = device(root)
     clock = VirtualClock()
     world = build_sim_board(clock, device_dir, os.path.join(device_dir, "storage"), video)
     board = dataclasses.replace(world.board, camera=ReplayCamera(clock, video), microphone=ReplayMicrophone(clock))
