@@ -60,7 +60,6 @@ def test_a_power_cut_during_the_pre_event_write_out_keeps_every_chunk_written_be
         report, _ = _press(str(tmp_path / f"cut{k}"), pre_event, cut_at_fsync=k + 1)
         assert report.outcome == "truncated" and report.problems == [], report.to_json()
         durable_ends.append(report.segments[-1].report.last.media_end_us)
-    print("segment fsyncs", fsyncs, "durable media ends (us)", durable_ends)
     # The first media checkpoint holds at least the first GOP ...
     assert durable_ends[0] >= first_gop_end_us - VIDEO_FRAME_US
     # ... each later one more, and the last one every frame up to the press.

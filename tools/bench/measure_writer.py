@@ -27,6 +27,7 @@ from device.chainstate import ChainState
 from device.config import Policy, load_identity
 from device.evidence.audit import AuditLog
 from device.firmware import Firmware
+from device.states import Event
 from device.writer import EventStart, EventStop, SegmentWriter
 from hal.dirstorage import DirectoryStorage
 from hal.filekeystore import FileKeyStore
@@ -231,3 +232,50 @@ def _firmware_cpu_once(root: str, video: VideoFormat, pre_event_s: float, record
 def measure(ctx: BenchContext) -> tuple[list[Figure], list[Series]]:
     writer, series = measure_writer_throughput(ctx)
     return [writer, measure_firmware_cpu(ctx)], [series]
+
+
+def probe_activation(ctx: BenchContext, presses: int, pre_event_s: float = 30.0,
+                     video: VideoFormat = HD_10M) -> tuple[list[float], list[float]]:
+    """Button edge -> first media durable and -> whole pre-event durable, in ms of wall
+    time, for `presses` activations at random GOP phases (the activation suite's figures,
+    measured here on the kernel's file system to tune the writer). The clock runs in step
+    with wall time from just before each press until the pre-event is durable."""
+    root = tempfile.mkdtemp(prefix="probe-", dir=ctx.work_dir)
+    first_ms, whole_ms = [], []
+    try:
+        device_dir, _ = device(root)
+        clock = VirtualClock()
+        world = build_sim_board(clock, device_dir, os.path.join(device_dir, "storage"), video, fs=OS_FS)
+        board = dataclasses.replace(world.board, camera=ReplayCamera(clock, video),
+                                    microphone=ReplayMicrophone(clock))
+        firmware = Firmware(board, load_identity(device_dir), Policy(pre_event_s=pre_event_s, segment_s=60))
+        firmware.boot()
+        marks: list[tuple[float, object]] = []
+        firmware.writer.add_durable_listener(lambda mark: marks.append((time.perf_counter(), mark)))
+        try:
+            for _ in range(presses):
+                clock.wait_until(clock.monotonic_us() + round((pre_event_s + 1 + ctx.rng.random()) * 1e6))
+                firmware.writer.wait_idle()
+                marks.clear()
+                edge: list[float] = []
+                t0 = clock.monotonic_us()
+                for at_us, level in ((0, True), (120_000, False), (270_000, True), (390_000, False)):
+                    clock.call_at(t0 + at_us, lambda level=level, at_us=at_us: (
+                        world.inputs.set("record", level), at_us == 270_000 and edge.append(time.perf_counter())))
+                clock.wait_until(t0 + 260_000)
+                wall0, virtual0 = time.perf_counter(), clock.monotonic_us()
+                while not any(m.pre_event_durable for _, m in marks) and time.perf_counter() - wall0 < 10:
+                    clock.wait_until(virtual0 + round((time.perf_counter() - wall0) * 1e6) + 1_000)
+                    time.sleep(0.001)   # paced: the camera delivers in real time here
+                durable = [(t, m) for t, m in marks if m.video_end_us is not None]
+                whole = [t for t, m in marks if m.pre_event_durable]
+                if not edge or not durable or not whole:
+                    raise RuntimeError("an activation made nothing durable within 10 s")
+                first_ms.append((durable[0][0] - edge[0]) * 1e3)
+                whole_ms.append((whole[0] - edge[0]) * 1e3)
+                firmware.recorder.handle(Event.STOP_BUTTON, "button")   # the hold, without its 3 s
+        finally:
+            firmware.shutdown()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return first_ms, whole_ms
