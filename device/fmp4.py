@@ -103,9 +103,10 @@ def annexb_to_samples(data: bytes, out: list) -> int:
 
 
 def fragment(sequence: int, trafs: list[tuple[int, int, list[tuple[int, int, int]]]],
-             payload: list) -> bytes:
-    """One moof+mdat. `trafs`: (track_id, base decode time, [(duration, size, flags)…])
-    per track in mdat order; `payload`: the samples' bytes in that same order."""
+             payload: list) -> list:
+    """One moof+mdat, as pieces to be joined once by the caller: the boxes' bytes, then
+    `payload`. `trafs`: (track_id, base decode time, [(duration, size, flags)…]) per
+    track in mdat order; `payload`: the samples' bytes in that same order."""
     traf_sizes = [8 + _TFHD.size + _TFDT.size + _TRUN_HEAD.size + 12 * len(samples)
                   for _, _, samples in trafs]
     moof_size = 8 + 16 + sum(traf_sizes)
@@ -122,5 +123,4 @@ def fragment(sequence: int, trafs: list[tuple[int, int, list[tuple[int, int, int
         data_offset += sum(s[1] for s in samples)
     mdat_size = data_offset - moof_size
     parts.append(_BOX.pack(mdat_size, b"mdat"))
-    parts.extend(payload)
-    return b"".join(parts)
+    return [b"".join(parts), *payload]

@@ -106,7 +106,7 @@ class FragmentMuxer:
         self._open = {"video": _Open(), "audio": _Open()}
         self._last_dts = {"video": -1, "audio": -1}
         self._sequence = 0
-        self._output: list[bytes] = []
+        self._output: list = []   # pieces of whole fragments (and the init) not yet taken
         self._delivered: dict[str, tuple[int, int] | None] = {"video": None, "audio": None}
         self._cut_delivered: dict[str, tuple[int, int]] = {}   # in _output, not yet taken
 
@@ -147,13 +147,16 @@ class FragmentMuxer:
 
     def take_output(self) -> bytes:
         """The bytes produced since the last call: whole fragments (or nothing)."""
+        return b"".join(self.take_parts())
+
+    def take_parts(self) -> list:
+        """As take_output, in pieces (the writer joins them once, into its chunks)."""
         if self._sequence == 0:
-            return b""
-        data = self._output[0] if len(self._output) == 1 else b"".join(self._output)
-        self._output.clear()
+            return []
+        parts, self._output = self._output, []
         self._delivered.update(self._cut_delivered)
         self._cut_delivered.clear()
-        return data
+        return parts
 
     def close(self) -> bytes:
         """End the file: the open fragment and anything not yet taken."""
@@ -183,4 +186,4 @@ class FragmentMuxer:
             track.clear()
         if trafs:
             self._sequence += 1
-            self._output.append(fmp4.fragment(self._sequence, trafs, payload))
+            self._output.extend(fmp4.fragment(self._sequence, trafs, payload))

@@ -455,9 +455,10 @@ class SegmentWriter:
     def _flush_output(self, at_us: int, force_checkpoint: bool = False) -> bool:
         """Encrypt what the muxer cut; checkpoint it when due. True if a checkpoint ran."""
         event = self._event
-        output = event.muxer.take_output()
+        output = event.muxer.take_parts()
         if output:
-            if self._storage.free_bytes() - len(output) - event.segment.pending_bytes < self._reserve_bytes:
+            size_bytes = sum(len(part) for part in output)
+            if self._storage.free_bytes() - size_bytes - event.segment.pending_bytes < self._reserve_bytes:
                 # FLT-2: what is left is the reserve that closes this segment cleanly.
                 event.segment.add(CHUNK_KIND_MEDIA, output)
                 self._stop_event(EventStop("storage", at_us, self._utc(at_us)), reason="storage_full")

@@ -74,12 +74,22 @@ class SegmentFile:
         self._pending_bytes += len(data)
         self._pending.append(data)
 
-    def add(self, kind: bytes, data: bytes) -> None:
-        """Encrypt `data` as one or more chunks of the given kind (not yet durable)."""
-        view = memoryview(data)
-        for start in range(0, max(len(view), 1), _DATA_MAX):
-            # One copy to build the plaintext (kind byte + slice), none for the slice itself.
-            self._add_chunk(b"".join((kind, view[start:start + _DATA_MAX])), TAG_MESSAGE)
+    def add(self, kind: bytes, data: bytes | list) -> None:
+        """Encrypt `data` (bytes, or a list of pieces to be taken as their concatenation)
+        as one or more chunks of the given kind, each full but the last (not yet durable)."""
+        # The one copy of the plaintext: kind byte + the pieces' slices, joined per chunk.
+        chunk, room, emitted = [kind], _DATA_MAX, False
+        for piece in ([data] if isinstance(data, (bytes, bytearray, memoryview)) else data):
+            view, pos = memoryview(piece), 0
+            while pos < len(view):
+                take = min(room, len(view) - pos)
+                chunk.append(view[pos:pos + take])
+                pos, room = pos + take, room - take
+                if not room:
+                    self._add_chunk(b"".join(chunk), TAG_MESSAGE)
+                    chunk, room, emitted = [kind], _DATA_MAX, True
+        if len(chunk) > 1 or not emitted:
+            self._add_chunk(b"".join(chunk), TAG_MESSAGE)
 
     def _add_chunk(self, plaintext: bytes, tag: int) -> None:
         body = sodium.crypto_secretstream_xchacha20poly1305_push(self._stream, plaintext, None, tag)
