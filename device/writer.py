@@ -368,6 +368,7 @@ class SegmentWriter:
 
     def _close_segment(self, end_us: int) -> None:
         event = self._event
+        self._finish_background()
         rest = event.muxer.close()
         event.unsynced_media = False   # the close writes and syncs whatever is pending
         self._stage = "closing"
@@ -379,12 +380,17 @@ class SegmentWriter:
         self._stage = "recording"
         self._note_committed()
 
-    def _note_committed(self) -> None:
-        """What the muxer has delivered is now on the card: publish it (committed_us)."""
+    def _delivered_ends(self) -> list[int | None]:
+        """Monotonic ends of the newest video and audio the muxer has delivered."""
         event = self._event
-        ends = [None if (s := event.muxer.delivered(kind)) is None else s[1] + event.origin_monotonic_us
+        return [None if (s := event.muxer.delivered(kind)) is None else s[1] + event.origin_monotonic_us
                 for kind in ("video", "audio")]
-        self._health.set_committed(*ends)
+
+    def _note_committed(self, ends: list[int | None] | None = None) -> None:
+        """What the muxer had delivered (`ends`: at a background checkpoint's signing) is
+        now on the card: publish it (committed_us, the durable listeners)."""
+        event = self._event
+        self._health.set_committed(*(self._delivered_ends() if ends is None else ends))
         if self._durable_listeners:
             video_end_us, audio_end_us = self._health.committed()
             mark = DurableMark(event.start.event_id, event.segment.seq, event.start.activation_monotonic_us,
@@ -467,31 +473,64 @@ class SegmentWriter:
             self._stage = "recording"
             event.segment.add(CHUNK_KIND_MEDIA, output)
             event.unsynced_media = True
-        if event.unsynced_media and (force_checkpoint or event.segment.pending_bytes >= event.chunk_bound_bytes
-                                     or (not event.in_backlog and self._queue.empty())):
+        if not event.unsynced_media:
+            return False
+        if force_checkpoint or (not event.in_backlog and self._queue.empty()):
             self._checkpoint_media()
             return True
+        if event.segment.pending_bytes >= event.chunk_bound_bytes:
+            # The event's first chunk is synced here and now (first media durable at
+            # once); later ones while behind overlap with encrypting the next.
+            if event.chunk_bound_bytes == 0:
+                self._checkpoint_media()
+                return True
+            self._checkpoint_media(background=True)
         return False
 
-    def _checkpoint_media(self) -> int:
+    def _checkpoint_media(self, background: bool = False) -> int | None:
         """Sign, write and sync the fragments added since the last checkpoint (§3.3).
         Called when the writer has caught up (the queue is empty: durable now, once a
         fragment in real time) or when a backlog's pending bytes reach the event's bound
         (the pre-event at a press: written in bounded chunks, each durable at once).
-        Returns the video time on_committed may report."""
+        `background`: a backlog's chunk is written and synced on a helper thread while
+        this one muxes and encrypts the next (at most one at a time); it is published
+        once finished (_finish_background). Returns the video time on_committed may
+        report now (None for a background checkpoint)."""
         event = self._event
-        event.segment.checkpoint(event.checkpoint_media_end_us())
+        self._finish_background()
+        covered = (self._delivered_ends(), event.last_video_us)
+        if background:
+            event.segment.checkpoint_in_background(event.checkpoint_media_end_us())
+        else:
+            event.segment.checkpoint(event.checkpoint_media_end_us())
         event.unsynced_media = False
         event.grow_chunk_bound()
-        self._note_committed()
-        return event.last_video_us
+        if background:
+            event.background = covered
+            return None
+        self._note_committed(covered[0])
+        return covered[1]
+
+    def _finish_background(self) -> None:
+        """Wait for a checkpoint written in the background, then publish what it made
+        durable (its write or sync error is raised here, as a storage fault)."""
+        event = self._event
+        if event is None or event.background is None:
+            return
+        (ends, video_us), event.background = event.background, None
+        event.segment.finish()
+        self._note_committed(ends)
+        self._report_video(video_us)
 
     def _catch_up(self) -> None:
         """After any item: nothing queued behind it, so nothing may wait unsynced."""
         event = self._event
-        if event is not None and event.unsynced_media and self._queue.empty():
+        if event is not None and (event.unsynced_media or event.background is not None) and self._queue.empty():
             self._stage = "recording"
-            self._report_video(self._checkpoint_media())
+            if event.unsynced_media:
+                self._report_video(self._checkpoint_media())
+            else:
+                self._finish_background()
 
     def _add_metadata(self, meta: Metadata) -> None:
         event = self._event

@@ -60,6 +60,9 @@ class OpenEvent:
         self.unsynced_media = False
         self.chunk_bound_bytes = CHUNK_BOUND_FIRST_BYTES
         self.in_backlog = False    # True while the activation's buffered packets are muxed
+        # A checkpoint being written in the background: (delivered ends, newest video
+        # frame) it covers, published once its write and sync returned.
+        self.background: tuple[list[int | None], int] | None = None
         # End of the newest video frame the activation took from the pre-event buffer
         # (None: it took none): once committed video reaches it, the pre-event is durable.
         video = [p for p in start.packets if p.kind == "video"]
