@@ -408,7 +408,7 @@ class SegmentWriter(WriterFaults):
         output = event.muxer.take_parts()
         if output:
             size_bytes = sum(len(part) for part in output)
-            if self._storage.free_bytes() - size_bytes - event.segment.pending_bytes < self._reserve_bytes:
+            if self._storage.free_bytes() - size_bytes - event.segment.unwritten_bytes < self._reserve_bytes:
                 # FLT-2: what is left is the reserve that closes this segment cleanly.
                 event.segment.add(CHUNK_KIND_MEDIA, output)
                 self._stop_event(EventStop("storage", at_us, self._utc(at_us)), reason="storage_full")

@@ -72,6 +72,13 @@ class SegmentFile:
         """Bytes added since the last checkpoint: not yet written, not durable."""
         return self._pending_bytes
 
+    @property
+    def unwritten_bytes(self) -> int:
+        """pending_bytes, plus those of a checkpoint still being written in the background
+        (what the card's free space does not yet show)."""
+        background = self._background
+        return self._pending_bytes + (background.size_bytes if background is not None else 0)
+
     def _append(self, data: bytes) -> None:
         # Hashed when its checkpoint is sealed (_seal_and_write), possibly on the helper
         # thread: the hash covers the same bytes in the same order either way.
@@ -115,7 +122,8 @@ class SegmentFile:
         self.finish()
         job = (self._take_pending(), self.chunk_count, self._offset, media_end_us)
         self._offset += CHECKPOINT_RECORD_BYTES
-        self._background = _BackgroundWrite(lambda: self._seal_and_write(*job, final=False))
+        self._background = _BackgroundWrite(lambda: self._seal_and_write(*job, final=False),
+                                            sum(map(len, job[0])) + CHECKPOINT_RECORD_BYTES)
 
     def _seal_and_write(self, pending: list[bytes], chunk_count: int, offset: int, media_end_us: int,
                         final: bool) -> Checkpoint:
@@ -205,9 +213,9 @@ class _BackgroundWrite(threading.Thread):
     """One checkpoint sealed, written and synced off the writer thread (hashing, signing
     and the system calls release the GIL, so the writer encrypts the next chunk meanwhile)."""
 
-    def __init__(self, job) -> None:
+    def __init__(self, job, size_bytes: int) -> None:
         super().__init__(name="bwc-writer-io", daemon=True)
-        self._job = job
+        self._job, self.size_bytes = job, size_bytes
         self.cp: Checkpoint | None = None
         self.error: BaseException | None = None
         self.start()

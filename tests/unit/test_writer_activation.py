@@ -68,3 +68,21 @@ def test_a_power_cut_during_the_pre_event_write_out_keeps_every_chunk_written_be
 
 
 VIDEO_FRAME_US = round(1e6 / VIDEO.fps)
+
+
+def test_a_card_that_fills_during_the_pre_event_write_out_ends_the_event_cleanly(tmp_path, pre_event):
+    # Room for about half the pre-event: the bounded chunks (one written in the
+    # background while the next is encrypted) must still leave the reserve that closes
+    # the segment, so the card holds a cleanly closed segment, not a storage fault.
+    fs = SimFS()
+    device_dir, _ = device(str(tmp_path))
+    rig = WriterRig(str(tmp_path / "run"), device_dir, VIDEO, fs=fs)
+    full = []
+    rig.writer._on_storage_full = lambda: full.append(True)
+    fs.fill(sum(len(p.data) for p in pre_event) // 2 + (2 << 20))
+    rig.writer.put(start_item(PRESS_US, pre_event, pre_event_s=10))
+    rig.writer.wait_idle()
+    rig.writer.close()
+    report = verify_storage(rig.storage_dir, read_device_public(os.path.join(device_dir, "device.pub")))
+    assert full and report.outcome == "authentic", report.to_json()
+    assert report.segments[-1].report.last.final
