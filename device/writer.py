@@ -6,7 +6,6 @@ the clock: every item carries the times it needs, so output is deterministic.
 """
 from __future__ import annotations
 
-import errno as errno_names
 import json
 import logging
 import queue
@@ -25,6 +24,7 @@ from device.evidence.segment_file import SegmentFile
 from device.muxer import FragmentMuxer
 from device.storage_reserve import reserve_bytes
 from device.writer_event import OpenEvent
+from device.writer_faults import WriterFaults
 from device.writer_health import DurableMark, WriterHealth
 from device.writer_items import AuditEntry, EventStart, EventStop, Metadata, item_time_us
 from hal.keystore import KeyStore
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 _SHUTDOWN = object()
 
 
-class SegmentWriter:
+class SegmentWriter(WriterFaults):
     """The writer thread and its queue.
 
     Health signals for an in-process watchdog (FLT-5) are thread-safe reads:
@@ -200,68 +200,13 @@ class SegmentWriter:
                 self._health.finish()
                 self._queue.task_done()
 
-    def _storage_fault(self, exc: BaseException, kind: str = "storage") -> None:
-        """After a fault, know what reached the disk: the next segment chains to the
-        last checkpoint whose write and sync both returned, a segment number once
-        taken is never reused, and a signed fault entry says what was lost (§8)."""
-        event, self._event, self._waiting_start = self._event, None, None
-        self._health.clear_committed()
-        stage, self._stage = self._stage, "idle"
-        segment = event.segment if event is not None else None
-        if segment is not None and segment.closed:
-            segment = None          # closed cleanly; the fault hit what came after it
-        seq = self._chain.open_seq
-        durable = None
-        if segment is not None:
-            durable = segment.last_checkpoint
-            try:
-                segment.abandon()
-            except OSError:
-                log.exception("closing the abandoned segment failed")
-            seq = segment.seq
-        if durable is not None:
-            self._chain.head = {"seq": seq, "hash": durable.hash.hex(), "chunks": durable.chunk_count}
-        self._chain.open_seq = None
-        code = getattr(exc, "errno", None)
-        fault = {"kind": kind, "stage": stage,
-                 "errno": errno_names.errorcode.get(code, str(code)) if code is not None else None,
-                 "message": str(exc)[:200], "seq": seq,
-                 "chunks": durable.chunk_count if durable is not None else None,
-                 "hash": durable.hash.hex() if durable is not None else None,
-                 "event_id": event.start.event_id if event is not None else self._chain.open_event}
-        self._chain.open_event = None   # the fault entry explains the event's end
-        self._chain.pending_faults.append(dict(fault, at=list(self._now)))
-        try:
-            self._save_chain()
-        except OSError:
-            log.exception("cannot persist the chain state after a storage fault")
-        try:
-            self.log_pending_faults()
-        except OSError as again:
-            log.error("fault entry not written yet (%s); it will be at the next chance", again)
-
-    def note_fault(self, exc: OSError, stage: str, at: tuple[int, int]) -> None:
-        """A fault outside the writer thread (boot): log it at the next chance."""
-        self._now, self._stage = at, stage
-        self._storage_fault(exc)
-
-    def log_pending_faults(self) -> None:
-        """Write the fault entries that storage refused so far (boot, next activation)."""
-        while self._chain.pending_faults:
-            fault = dict(self._chain.pending_faults[0])
-            monotonic_us, utc_us = fault.pop("at", self._now)
-            stage, self._stage = self._stage, "audit"
-            self._audit.append("fault", monotonic_us, utc_us, **fault)
-            self._chain.pending_faults.pop(0)
-            self._save_chain()
-            self._stage = stage
-
     def _save_chain(self) -> None:
         self._chain.save(self._keystore)
 
     def _handle(self, item: object) -> None:
         self._critical = "handling"
         self._dispatch(item)
+        self._catch_up()
         self._critical = None
 
     def _dispatch(self, item: object) -> None:
@@ -321,8 +266,18 @@ class SegmentWriter:
             "activation_utc_us": start.activation_utc_us, "pre_event_s": start.pre_event_s,
             "delivered_pre_event_us": start.activation_monotonic_us - origin_us,
         }))
+        # The pre-event is a backlog even when the queue is empty: bounded chunks.
+        event.in_backlog = True
         for packet in start.packets:
             self._add_packet(packet)
+            if self._event is not event:
+                return   # storage full: the event ended inside the pre-event
+        event.in_backlog = False
+        # The press cuts a fragment: the partial GOP up to it is durable now, not at the
+        # next keyframe or flush interval (nor after whatever queued up meanwhile).
+        event.muxer.cut()
+        if self._flush_output(start.activation_monotonic_us, force_checkpoint=True) and self._event is event:
+            self._report_video(event.last_video_us)
 
     def _refuse_full(self, start: EventStart) -> None:
         """No room for even a cleanly closed segment: say so, record nothing."""
@@ -357,7 +312,9 @@ class SegmentWriter:
 
     def _close_segment(self, end_us: int) -> None:
         event = self._event
+        self._finish_background()
         rest = event.muxer.close()
+        event.unsynced_media = False   # the close writes and syncs whatever is pending
         self._stage = "closing"
         cp = event.segment.close(rest, max(end_us - event.origin_monotonic_us,
                                            event.segment.last_checkpoint.media_end_us))
@@ -367,12 +324,17 @@ class SegmentWriter:
         self._stage = "recording"
         self._note_committed()
 
-    def _note_committed(self) -> None:
-        """What the muxer has delivered is now on the card: publish it (committed_us)."""
+    def _delivered_ends(self) -> list[int | None]:
+        """Monotonic ends of the newest video and audio the muxer has delivered."""
         event = self._event
-        ends = [None if (s := event.muxer.delivered(kind)) is None else s[1] + event.origin_monotonic_us
+        return [None if (s := event.muxer.delivered(kind)) is None else s[1] + event.origin_monotonic_us
                 for kind in ("video", "audio")]
-        self._health.set_committed(*ends)
+
+    def _note_committed(self, ends: list[int | None] | None = None) -> None:
+        """What the muxer had delivered (`ends`: at a background checkpoint's signing) is
+        now on the card: publish it (committed_us, the durable listeners)."""
+        event = self._event
+        self._health.set_committed(*(self._delivered_ends() if ends is None else ends))
         if self._durable_listeners:
             video_end_us, audio_end_us = self._health.committed()
             mark = DurableMark(event.start.event_id, event.segment.seq, event.start.activation_monotonic_us,
@@ -435,22 +397,84 @@ class SegmentWriter:
         if event.muxer.add(packet, packet.timestamp_us - event.origin_monotonic_us):
             if packet.kind == "audio":
                 event.last_audio_end_us = packet.timestamp_us + packet.duration_us
-            output = event.muxer.take_output()
-            if output:
-                if self._storage.free_bytes() - len(output) < self._reserve_bytes:
-                    # FLT-2: what is left is the reserve that closes this segment cleanly.
-                    event.segment.add(CHUNK_KIND_MEDIA, output)
-                    self._stop_event(EventStop("storage", packet.timestamp_us, self._utc(packet.timestamp_us)),
-                                     reason="storage_full")
-                    self._notify(lambda _: self._on_storage_full(), None)
-                    return
-                self._stage = "recording"
-                event.segment.add(CHUNK_KIND_MEDIA, output)
-                event.segment.checkpoint(event.checkpoint_media_end_us())
-                self._note_committed()
+            if self._flush_output(packet.timestamp_us):
                 committed_video_us = event.last_video_us
-        if committed_video_us is not None:
+        if committed_video_us is not None and self._event is event:
             self._report_video(committed_video_us)
+
+    def _flush_output(self, at_us: int, force_checkpoint: bool = False) -> bool:
+        """Encrypt what the muxer cut; checkpoint it when due. True if a checkpoint ran."""
+        event = self._event
+        output = event.muxer.take_parts()
+        if output:
+            size_bytes = sum(len(part) for part in output)
+            if self._storage.free_bytes() - size_bytes - event.segment.unwritten_bytes < self._reserve_bytes:
+                # FLT-2: what is left is the reserve that closes this segment cleanly.
+                event.segment.add(CHUNK_KIND_MEDIA, output)
+                self._stop_event(EventStop("storage", at_us, self._utc(at_us)), reason="storage_full")
+                self._notify(lambda _: self._on_storage_full(), None)
+                return False
+            self._stage = "recording"
+            event.segment.add(CHUNK_KIND_MEDIA, output)
+            event.unsynced_media = True
+        if not event.unsynced_media:
+            return False
+        if force_checkpoint or (not event.in_backlog and self._queue.empty()):
+            self._checkpoint_media()
+            return True
+        if event.segment.pending_bytes >= event.chunk_bound_bytes:
+            # The event's first chunk is synced here and now (first media durable at
+            # once); later ones while behind overlap with encrypting the next.
+            if event.chunk_bound_bytes == 0:
+                self._checkpoint_media()
+                return True
+            self._checkpoint_media(background=True)
+        return False
+
+    def _checkpoint_media(self, background: bool = False) -> int | None:
+        """Sign, write and sync the fragments added since the last checkpoint (§3.3).
+        Called when the writer has caught up (the queue is empty: durable now, once a
+        fragment in real time) or when a backlog's pending bytes reach the event's bound
+        (the pre-event at a press: written in bounded chunks, each durable at once).
+        `background`: a backlog's chunk is written and synced on a helper thread while
+        this one muxes and encrypts the next (at most one at a time); it is published
+        once finished (_finish_background). Returns the video time on_committed may
+        report now (None for a background checkpoint)."""
+        event = self._event
+        self._finish_background()
+        covered = (self._delivered_ends(), event.last_video_us)
+        if background:
+            event.segment.checkpoint_in_background(event.checkpoint_media_end_us())
+        else:
+            event.segment.checkpoint(event.checkpoint_media_end_us())
+        event.unsynced_media = False
+        event.grow_chunk_bound()
+        if background:
+            event.background = covered
+            return None
+        self._note_committed(covered[0])
+        return covered[1]
+
+    def _finish_background(self) -> None:
+        """Wait for a checkpoint written in the background, then publish what it made
+        durable (its write or sync error is raised here, as a storage fault)."""
+        event = self._event
+        if event is None or event.background is None:
+            return
+        (ends, video_us), event.background = event.background, None
+        event.segment.finish()
+        self._note_committed(ends)
+        self._report_video(video_us)
+
+    def _catch_up(self) -> None:
+        """After any item: nothing queued behind it, so nothing may wait unsynced."""
+        event = self._event
+        if event is not None and (event.unsynced_media or event.background is not None) and self._queue.empty():
+            self._stage = "recording"
+            if event.unsynced_media:
+                self._report_video(self._checkpoint_media())
+            else:
+                self._finish_background()
 
     def _add_metadata(self, meta: Metadata) -> None:
         event = self._event

@@ -24,6 +24,16 @@ log = logging.getLogger("device.writer")
 # the stall for longer, or the first frame after it up to this much early.
 VIDEO_GAP_US = 200_000
 
+# How many bytes a checkpoint may leave pending while the writer is behind (a backlog:
+# the pre-event at a press, or a benchmark). On ext4 here (tests/bench numbers in
+# device/writer.py's history): write + fsync in 1.25 MB chunks ran at 191 MB/s, 2 MB at
+# 393, 8 MB at 662, 16-32 MB no better. So the first checkpoint of an event takes its
+# first fragment alone (the first media durable at once), and the bound then doubles
+# up to 8 MiB (at 10 Mbit/s about 6 s of media per fsync while catching up).
+CHUNK_BOUND_FIRST_BYTES = 0
+CHUNK_BOUND_GROW_BYTES = 2 << 20
+CHUNK_BOUND_MAX_BYTES = 8 << 20
+
 
 class OpenEvent:
     """Writer-side state of the event being recorded."""
@@ -45,10 +55,21 @@ class OpenEvent:
         self.awaiting_keyframe = False               # after a video gap (FLT-1), or from an audio start
         self.video_muxed = False                     # False while the event has no video yet
         self.gap_dropped_frames = 0
+        # Media chunks added to the segment since its last checkpoint, and how many
+        # bytes may wait so before the next checkpoint when the writer is behind.
+        self.unsynced_media = False
+        self.chunk_bound_bytes = CHUNK_BOUND_FIRST_BYTES
+        self.in_backlog = False    # True while the activation's buffered packets are muxed
+        # A checkpoint being written in the background: (delivered ends, newest video
+        # frame) it covers, published once its write and sync returned.
+        self.background: tuple[list[int | None], int] | None = None
         # End of the newest video frame the activation took from the pre-event buffer
         # (None: it took none): once committed video reaches it, the pre-event is durable.
         video = [p for p in start.packets if p.kind == "video"]
         self.pre_event_video_end_us = video[-1].timestamp_us + video[-1].duration_us if video else None
+
+    def grow_chunk_bound(self) -> None:
+        self.chunk_bound_bytes = min(CHUNK_BOUND_MAX_BYTES, max(CHUNK_BOUND_GROW_BYTES, 2 * self.chunk_bound_bytes))
 
     def video_may_continue(self, packet: MediaPacket) -> bool:
         """False for a frame that must wait for a keyframe: any frame after a gap

@@ -146,7 +146,9 @@ def test_power_cut_then_reboot_is_power_loss_explained_by_the_recovery_entry(dev
     report = _verify(dev.storage, dev)
     assert report.outcome == "truncated", report.to_json()
     recovery = [e for e in audit_entries(dev.storage) if e["type"] == "recovery"]
-    assert len(recovery) == 1 and recovery[0]["found"] == "cut" and recovery[0]["chunks"] >= 3
+    # The first checkpoint after the header holds the activation record and the first
+    # fragment (2 chunks); later ones cover as many chunks as the writer had pending.
+    assert len(recovery) == 1 and recovery[0]["found"] == "cut" and recovery[0]["chunks"] >= 2
     assert any(g.kind == "power_loss" and "recovery" in g.explained_by for g in report.gaps)
 
 
