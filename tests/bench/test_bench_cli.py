@@ -65,6 +65,7 @@ def test_all_thresholds_hold_exit_0_and_the_report(tmp_path, suites, capsys):
     assert report["arguments"] == {"suites": ["memory"], "hal": "sim", "thresholds": None, "reduced": False,
                                    "out": str(tmp_path / "out"), "repeats": 3, "seed": 7, "pi_config": None}
     assert {"cpu_model", "cores", "python", "kernel", "disk_write_mb_s"} <= set(report["machine"])
+    assert report["machine"]["bytecode_compiled"] is True
     (suite,) = report["suites"]
     assert suite["notes"] == ["repeats 3 seed 7"] and suite["error"] is None
     fig = suite["figures"][0]

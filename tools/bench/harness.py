@@ -137,6 +137,7 @@ def run(suites: list[str], hal: str, out: str, thresholds_path: str | None = Non
                                   "pi_config": pi_config}}
     try:
         report["machine"] = machine.describe(work_root)
+        report["machine"]["bytecode_compiled"] = machine.compile_bytecode()
         emit(f"machine: {report['machine']['cpu_model']}, {report['machine']['cores']} cores, "
              f"disk {report['machine']['disk_write_mb_s']} MB/s (4 MiB writes + fsync)")
         results = []
