@@ -78,6 +78,16 @@ def _aac_object_type(entry: bytes) -> int | None:
         return None
 
 
+def _has_parameters(entry: bytes) -> bool:
+    """An avc1 entry with a size and an avcC holding at least one SPS (ISO/IEC 14496-15)."""
+    at = entry.find(b"avcC")
+    if at < 4 or len(entry) < 36 or not all(struct.unpack_from(">HH", entry, 32)):
+        return False
+    size = struct.unpack_from(">I", entry, at - 4)[0]
+    body = entry[at + 4:at - 4 + size]
+    return len(body) >= 7 and body[0] == 1 and body[5] & 0x1F >= 1
+
+
 def check_description(description: dict) -> None:
     """Raises Unsupported for a track whose output FFmpeg would describe differently."""
     kind, entry = _sample_entry(description["stsd"])
@@ -86,8 +96,8 @@ def check_description(description: dict) -> None:
         # No avcC: the camera was lost before the first keyframe (FLT-1); the PyAV
         # path takes the parameters from a later segment. movenc raises timescales
         # below 10000.
-        if kind != b"avc1" or b"avcC" not in entry or timescale < 10000:
-            raise Declined(f"video sample entry {kind!r} (timescale {timescale})")
+        if kind != b"avc1" or not _has_parameters(entry) or timescale < 10000:
+            raise Declined(f"video sample entry {kind!r} without codec parameters or at timescale {timescale}")
         description["roll"] = False
     else:
         if kind != b"mp4a" or len(entry) < 36 or struct.unpack_from(">H", entry, 32)[0] != timescale \
