@@ -22,7 +22,8 @@ import numpy as np
 from tools import mp4_moov
 from tools.mp4_moov import Declined
 
-COPY_BYTES = 1 << 20
+# Pieces of 256 KiB, not 1 MiB: measured, 1 MiB writes cost twice the kernel time here.
+COPY_BYTES = 256 * 1024
 _HEADER = struct.Struct(">I4s")
 # trun/tfhd flags (ISO/IEC 14496-12 §8.8.7-8).
 TFHD_BASE_OFFSET, TFHD_DESCRIPTION, TFHD_DURATION, TFHD_SIZE, TFHD_FLAGS = 0x1, 0x2, 0x8, 0x10, 0x20
@@ -173,13 +174,19 @@ class Joiner:
     def __init__(self, out_path: str, moov_room_bytes: int) -> None:
         self.out_path = out_path
         self.tracks: dict[str, Track] = {}
-        self._out = open(out_path, "wb")
+        # Not "wb": O_TRUNC on the (empty) staged file makes ext4 start writing the
+        # whole file back when it is closed (auto_da_alloc), 0.3 s for 1 GB; the
+        # export makes no durability promise at that close (as the PyAV path's).
+        fd = os.open(out_path, os.O_WRONLY | os.O_CREAT, 0o600)
+        if os.fstat(fd).st_size:
+            os.ftruncate(fd, 0)
+        self._out = os.fdopen(fd, "wb")
         self._out.write(mp4_moov.FTYP)
         self._moov_at = self._out.tell()
         self._room = moov_room_bytes
         self._out.write(b"\0" * moov_room_bytes)
         self._mdat_at = self._out.tell()
-        self._out.write(b"\0" * 16)          # mdat with a 64-bit size, patched by finish()
+        self._out.write(b"\0" * 16)          # the mdat's header, written by finish()
 
     def add_segment(self, source) -> None:
         reader = _Reader(source)
@@ -367,7 +374,11 @@ class Joiner:
         if len(moov) != self._room:
             self._out.write(struct.pack(">I4s", self._room - len(moov), b"free"))
         self._out.seek(self._mdat_at)
-        self._out.write(struct.pack(">I4sQ", 1, b"mdat", end - self._mdat_at))
+        mdat_bytes = end - self._mdat_at - 8
+        if mdat_bytes <= 0xFFFFFFFF:   # as FFmpeg: a 32-bit mdat after an 8-byte free box
+            self._out.write(struct.pack(">I4sI4s", 8, b"free", mdat_bytes, b"mdat"))
+        else:
+            self._out.write(struct.pack(">I4sQ", 1, b"mdat", end - self._mdat_at))
         self._out.close()
         return {kind: track.samples() for kind, track in self.tracks.items()}
 
