@@ -22,8 +22,9 @@ import numpy as np
 from tools import mp4_moov
 from tools.mp4_moov import Declined
 
-# Pieces of 256 KiB, not 1 MiB: measured, 1 MiB writes cost twice the kernel time here.
-COPY_BYTES = 256 * 1024
+# Pieces of 128 KiB: measured (interleaved, 14 min of 1080p) 0.7 s of kernel time for
+# the export against 0.8 s at 256 KiB and 1.7-2.5 s at 1 MiB.
+COPY_BYTES = 128 * 1024
 _HEADER = struct.Struct(">I4s")
 # trun/tfhd flags (ISO/IEC 14496-12 §8.8.7-8).
 TFHD_BASE_OFFSET, TFHD_DESCRIPTION, TFHD_DURATION, TFHD_SIZE, TFHD_FLAGS = 0x1, 0x2, 0x8, 0x10, 0x20
@@ -54,14 +55,18 @@ class Track:
 
 
 class _Reader:
-    """The source read front to back, with a position and exact reads."""
+    """The source read front to back, with a position and exact reads. What it holds
+    back is handed out as views, not copies: the media passes through once."""
 
     def __init__(self, source) -> None:
-        self.source, self.pos, self._buf = source, 0, b""
+        self.source, self.pos, self._buf, self._at = source, 0, b"", 0
 
-    def read_upto(self, size: int) -> bytes:
-        if self._buf:
-            data, self._buf = self._buf[:size], self._buf[size:]
+    def read_upto(self, size: int):
+        """Up to `size` bytes (bytes or a memoryview); empty only at the end."""
+        if self._at < len(self._buf):
+            end = min(len(self._buf), self._at + size)
+            data = memoryview(self._buf)[self._at:end]
+            self._at = end
         else:
             data = self.source.read(size)
         self.pos += len(data)
@@ -81,8 +86,8 @@ class _Reader:
         return data
 
     def at_end(self) -> bool:
-        if not self._buf:
-            self._buf = self.source.read(COPY_BYTES)
+        if self._at >= len(self._buf):
+            self._buf, self._at = self.source.read(COPY_BYTES), 0
         return not self._buf
 
 

@@ -2,8 +2,8 @@
 what it sees in the PyAV remux of the same event, packet for packet, and media the join does
 not understand is still exported, by PyAV.
 
-The event: a second of pre-event video, audio from the activation on (it starts after the
-video), three segment joins, and a power cut that leaves the last segment cut short.
+The event: about a second of pre-event video, audio from the activation on (it starts after the
+video), segment joins, and a power cut that leaves the last segment cut short.
 """
 from __future__ import annotations
 
@@ -12,37 +12,22 @@ import subprocess
 
 import pytest
 
+from tests.tool.conftest import TINY_SCENARIO, _provision
 from tests.tool.test_tool_export import exported, sidecars
 from tools import cli, mp4_join, remux
 
-SCENARIO = """\
-duration_s = 7.5
-
-[camera]
-width = 320
-height = 180
-fps = 10
-keyframe_interval_s = 1
-
-[policy]
-pre_event_s = 1
-segment_s = 2
-
-[[at]]
-t_s = 1.5
-do = "button.double_press"
-
+# TINY_SCENARIO's event (double press at 1 s, 1 s of pre-event, 2 s segments), longer, cut.
+SCENARIO = TINY_SCENARIO.replace("duration_s = 3\n", "duration_s = 7.5\n") + '''
 [[at]]
 t_s = 7.3
 do = "power.cut"
-"""
+'''
 STREAM_FIELDS = ("codec_name", "profile", "width", "height", "pix_fmt", "sample_rate", "channels", "time_base",
                  "start_pts", "start_time", "duration_ts", "duration", "nb_frames", "extradata_size")
 
 
 @pytest.fixture(scope="module")
 def cut_event(bwc, session_dir, custodian):
-    from tests.tool.conftest import _provision
     device = _provision(session_dir, "cam-join-03", custodian)
     scenario = session_dir / "join.toml"
     scenario.write_text(SCENARIO, encoding="utf-8")
