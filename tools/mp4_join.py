@@ -194,6 +194,17 @@ class Joiner:
         self._out.write(b"\0" * 16)          # the mdat's header, written by finish()
 
     def add_segment(self, source) -> None:
+        try:
+            self._add_segment(source)
+        except Declined:
+            # Media that ends early may be a failed read (plainstream.py reports what
+            # stopped it only through check()): that, not a decline, is the outcome.
+            check = getattr(source, "check", None)
+            if check is not None:
+                check()
+            raise
+
+    def _add_segment(self, source) -> None:
         reader = _Reader(source)
         if reader.at_end():
             return   # cut short before its first flush: no media at all (as remux.py)

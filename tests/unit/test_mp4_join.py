@@ -168,3 +168,17 @@ def test_a_first_segment_without_video_parameters_is_declined(packets, tmp_path)
         muxer.add(packet, media_us)
     segment = muxer.take_output() + muxer.close()
     _declines([segment, *_segments(packets)], tmp_path, "video sample entry")
+
+
+def test_media_that_stops_because_a_read_failed_reports_that_failure(packets, tmp_path):
+    """plainstream.py ends a failed read as end of file and raises the failure in check()."""
+
+    class Failing(Source):
+        def check(self) -> None:
+            raise OSError(5, "Input/output error")
+
+    segments = _segments(packets)
+    sources = [Source(segments[0]), Failing(segments[1][:segments[1].rfind(b"mdat") + 100])]
+    with pytest.raises(OSError, match="Input/output error"):
+        remux_event(sources, str(tmp_path / "fast.mp4"), 0, "title", 1000, True)
+    assert not (tmp_path / "fast.mp4").exists()
