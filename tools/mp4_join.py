@@ -304,7 +304,7 @@ class Joiner:
                     sample_flags = value
         if pos != tfhd_end or flags & TFHD_DURATION_IS_EMPTY or description_index != 1:
             raise Declined("a tfhd this parser does not understand")
-        tfdt_body, tfdt_end = _one(children, b"tfdt", "traf")
+        tfdt_body, _ = _one(children, b"tfdt", "traf")
         dts = struct.unpack_from(">Q" if moof[tfdt_body] == 1 else ">I", moof, tfdt_body + 4)[0]
         runs, data_at = [], base
         for trun_body, trun_end in children.get(b"trun", []):
@@ -375,8 +375,8 @@ class Joiner:
             left -= len(data)
 
     def finish(self, creation_utc_us: int, title: str) -> dict[str, int]:
-        """Writes the index into its room; MoovReserveTooSmall-worthy if it does not fit
-        (returns None then). The packet counts per kind."""
+        """Writes the index into its room and closes the file; the packet counts per
+        kind, or None if the index does not fit its room (the file is left to abandon())."""
         end = self._out.tell()
         for track in self.tracks.values():
             if not track.chunks:

@@ -23,6 +23,7 @@ from tools.mp4_join import Declined, Joiner
 
 log = logging.getLogger(__name__)
 
+
 class MediaSource(Protocol):
     """A segment's decrypted media, read front to back."""
 
