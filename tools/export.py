@@ -206,7 +206,7 @@ def _export_media(event: EventResult, secret: PrivateKey, staging: Staging,
     import av
     from tools import notice
     from tools.plainstream import SegmentMediaReader
-    from tools.remux import MoovReserveTooSmall, RemuxError, expected_packets, remux_event
+    from tools.remux import Declined, MoovReserveTooSmall, RemuxError, expected_packets, remux_event
     first = event.segments[0].header
     path = staging.new_file(event.stem + ".mp4")
     metadata: list[dict] = []
@@ -224,16 +224,19 @@ def _export_media(event: EventResult, secret: PrivateKey, staging: Staging,
     title = f"OpenBWC {first['device_id']} event {event.event_id}"
     sources = readers()
     refusal = None
+    extra = [expected_packets(event.media_s, first["video"], first["audio"])]
     try:
-        try:
-            counts = remux_event(sources, path, first["event_origin_utc_us"], title,
-                                 expected_packets(event.media_s, first["video"], first["audio"]))
-        except MoovReserveTooSmall:
-            # More packets than the header's rates say: again, with FFmpeg's faststart.
-            sources.close()
-            metadata.clear()
-            sources = readers()
-            counts = remux_event(sources, path, first["event_origin_utc_us"], title)
+        while True:
+            try:
+                counts = remux_event(sources, path, first["event_origin_utc_us"], title, *extra)
+                break
+            except (MoovReserveTooSmall, Declined) as exc:
+                # More packets than the header's rates say: again, with FFmpeg's
+                # faststart; media the direct join does not understand: with PyAV.
+                extra = [] if isinstance(exc, MoovReserveTooSmall) else [extra[0], False]
+                sources.close()
+                metadata.clear()
+                sources = readers()
         if not any(counts.values()):
             refusal = ex.NotExported(ex.EMPTY, "no media: the event holds no audio or video packet")
     except DecryptError as exc:

@@ -1,5 +1,10 @@
 """Joins an event's decrypted fragmented-MP4 segments into one ordinary MP4 (TOOL-2).
 
+Two paths: with room reserved for the index, tools/mp4_join.py first (it copies the
+media through and builds the index from the fragments' headers, no per-packet work);
+it raises Declined for any input it does not fully understand, and the caller then
+remuxes the event again with PyAV (fast=False), which is described below.
+
 Streaming: each segment is read once, front to back, from a file object that decrypts
 on demand (tools/plainstream.py); packets go straight to the output muxer. What stays
 in memory is the muxer's sample index (tens of bytes per packet) and its interleaving
@@ -7,11 +12,16 @@ queue, not the footage.
 """
 from __future__ import annotations
 
+import logging
 import os
 from datetime import datetime, timezone
 from typing import Iterable, Protocol
 
 import av
+
+from tools.mp4_join import Declined, Joiner
+
+log = logging.getLogger(__name__)
 
 
 class MediaSource(Protocol):
@@ -54,13 +64,17 @@ def expected_packets(media_s: float, video: dict | None, audio: dict | None) -> 
 
 
 def remux_event(sources: Iterable[MediaSource], out_path: str, creation_utc_us: int, title: str,
-                expected_packets: int | None = None) -> dict[str, int]:
+                expected_packets: int | None = None, fast: bool = True) -> dict[str, int]:
     """`sources` are an event's decrypted fragmented MP4s in order; their timestamps
     are already event-relative (docs/format.md §3.4). Writes `out_path` and returns
     packet counts per stream kind; with no packet at all, `out_path` is removed.
     Stream copy only: nothing is re-encoded. On any exception `out_path` is removed.
     With `expected_packets`, the sample index is written into room reserved at the
-    front (MoovReserveTooSmall if it does not fit); without, by FFmpeg's +faststart."""
+    front (MoovReserveTooSmall if it does not fit); without, by FFmpeg's +faststart.
+    `fast` (with `expected_packets`): by mp4_join, which may raise Declined (`out_path`
+    removed): then remux again with fast=False."""
+    if fast and expected_packets is not None:
+        return _join(sources, out_path, creation_utc_us, title, expected_packets)
     counts = {"video": 0, "audio": 0}
     # A track that starts after the other (audio at the activation, or video at its
     # first keyframe after a camera loss) starts with an empty edit in the movie
@@ -169,6 +183,26 @@ def remux_event(sources: Iterable[MediaSource], out_path: str, creation_utc_us: 
         if expected_packets is None:
             raise
         raise MoovReserveTooSmall(f"{sum(counts.values())} packets, room for {expected_packets}") from None
+    return counts
+
+
+def _join(sources: Iterable[MediaSource], out_path: str, creation_utc_us: int, title: str,
+          expected_packets: int) -> dict[str, int]:
+    joiner = Joiner(out_path, MOOV_BASE_BYTES + MOOV_BYTES_PER_PACKET * expected_packets)
+    try:
+        for source in sources:
+            joiner.add_segment(source)
+        counts = joiner.finish(creation_utc_us, title)
+    except Declined as exc:
+        log.debug("%s: not joined directly (%s); remuxing with PyAV", out_path, exc)
+        joiner.abandon()
+        raise
+    except BaseException:
+        joiner.abandon()
+        raise
+    if counts is None:
+        joiner.abandon()
+        raise MoovReserveTooSmall(f"room for {expected_packets} packets")
     return counts
 
 

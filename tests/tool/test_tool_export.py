@@ -179,8 +179,9 @@ def _top_level_boxes(path) -> list[bytes]:
 
 
 def _packets(mp4) -> list[tuple[str, int, bytes]]:
+    """Each stream's packets in order (how two files interleave their chunks may differ)."""
     with av.open(str(mp4)) as container:
-        return [(p.stream.type, p.pts, bytes(p)) for p in container.demux() if p.size]
+        return sorted(((p.stream.type, p.pts, bytes(p)) for p in container.demux() if p.size), key=lambda p: p[0])
 
 
 def test_exported_mp4s_have_their_index_before_the_media(export_unpinned):
