@@ -23,7 +23,9 @@ def test_reduced_read_figures(tmp_path):
                      "export_peak_rss_growth_mib"]
     assert set(names) <= set(tomllib.loads(DEFAULTS.read_text())["throughput"])
     for figure in figures:
-        assert figure.skipped or (len(figure.samples) == 1 and figure.samples[0] > 0), figure
+        # Growth may be below zero (flat memory: the longer export peaked a little lower).
+        floor = -50 if figure.name == "export_peak_rss_growth_mib" else 0
+        assert figure.skipped or (len(figure.samples) == 1 and figure.samples[0] > floor), figure
         if figure.peer and not figure.skipped:
             assert figure.peer_samples and figure.ratio() is not None, figure
     verify = figures[0]
