@@ -206,7 +206,9 @@ def measure_firmware_cpu(ctx: BenchContext, video: VideoFormat = HD_10M, pre_eve
 def _firmware_cpu_once(root: str, video: VideoFormat, pre_event_s: float, record_s: float) -> float:
     device_dir, _ = device(root)
     clock = VirtualClock()
-    world = build_sim_board(clock, device_dir, os.path.join(device_dir, "storage"), video)
+    # The kernel's file system, as on a camera: the simulator's SimFS (its power-cut model)
+    # is the simulated world's cost, not the firmware's.
+    world = build_sim_board(clock, device_dir, os.path.join(device_dir, "storage"), video, fs=OS_FS)
     board = dataclasses.replace(world.board, camera=ReplayCamera(clock, video), microphone=ReplayMicrophone(clock))
     firmware = Firmware(board, load_identity(device_dir), Policy(pre_event_s=pre_event_s, segment_s=60))
     firmware.boot()
