@@ -149,6 +149,24 @@ def test_judging():
     assert judge(Figure("x", "ms", [1.0]), Threshold("ratio", 1.0, None))[0] == "skipped"
 
 
+@pytest.mark.parametrize("samples, peer", [
+    ([float("nan"), 5.0, 2.0], None),      # sorted around, a NaN gave median 2.0: a pass
+    ([1.0, float("nan"), 2.0], None),
+    ([5.0, float("inf")], None),
+    ([5.0, 6.0], [float("nan"), 4.0]),
+])
+def test_a_broken_sample_fails_the_figure_never_passes_it(samples, peer):
+    figure = Figure("edge_ms", "ms", samples, peer="p" if peer else None, peer_samples=peer)
+    for threshold in (Threshold("median", None, 3.0), Threshold("max", None, 100.0), Threshold("ratio", 0.1, None)):
+        verdict, value, note = judge(figure, threshold)
+        assert (verdict, value) == ("fail", None) and "not a finite number" in note
+
+
+def test_a_zero_median_is_named_not_called_a_missing_peer():
+    figure = Figure("rate", "MB/s", [5.0], better="higher", peer="p", peer_samples=[0.0])
+    assert judge(figure, Threshold("ratio", 1.0, None)) == ("skipped", None, "a median of zero: ratio cannot be judged")
+
+
 def test_the_documented_pi_zero_override_is_valid(tmp_path):
     doc = open("docs/bench.md", encoding="utf-8").read()
     block = doc.split("# pi-zero-2w.toml", 1)[1].split("\n", 1)[1].split("```", 1)[0]

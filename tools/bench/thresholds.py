@@ -141,9 +141,20 @@ def judge(figure: Figure, threshold: Threshold | None) -> tuple[str, float | Non
         return "skipped", None, figure.skipped
     if threshold is None:
         return "info", None, ""
+    # A NaN or infinite sample is a broken measurement: it fails the figure, never slips
+    # through (sorting around a NaN would give any median or max, e.g. a pass).
+    broken = [name for name, values in (("sample", figure.samples), ("peer sample", figure.peer_samples or []))
+              if any(not math.isfinite(v) for v in values)]
+    if broken:
+        return "fail", None, f"a {broken[0]} is not a finite number: the measurement is broken"
     value = judged_value(figure, threshold.stat)
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        what = "no peer samples" if threshold.stat == "ratio" else "no samples"
+    if value is None or not math.isfinite(value):
+        if threshold.stat != "ratio":
+            what = "no samples"
+        elif figure.samples and figure.peer_samples:
+            what = "a median of zero"
+        else:
+            what = "no peer samples"
         return "skipped", None, f"{what}: {threshold.stat} cannot be judged"
     ok = (threshold.min is None or value >= threshold.min) and (threshold.max is None or value <= threshold.max)
     return ("pass" if ok else "fail"), value, ""
