@@ -22,7 +22,7 @@ from device.evidence.audit import AuditLog
 from device.evidence.format import CHUNK_KIND_MEDIA, CHUNK_KIND_METADATA, segment_file_name
 from device.evidence.segment_file import SegmentFile
 from device.muxer import FragmentMuxer
-from device.storage_reserve import reserve_bytes
+from device.storage_reserve import FreeSpace, reserve_bytes
 from device.writer_event import OpenEvent
 from device.writer_faults import WriterFaults
 from device.writer_health import DurableMark, WriterHealth
@@ -69,6 +69,7 @@ class SegmentWriter(WriterFaults):
         self._stage = "idle"          # what the writer is doing, for fault entries
         self._now = (0, 0)            # (monotonic_us, utc_us) of the newest item: fault entries' time
         self._reserve_bytes = reserve_bytes(video, policy)
+        self._free_space = FreeSpace(storage)
         self._health = WriterHealth()
         # Set while the writer is inside an operation that leaves its state half-done
         # if interrupted (muxing, writing a segment or an audit line); None between
@@ -408,7 +409,7 @@ class SegmentWriter(WriterFaults):
         output = event.muxer.take_parts()
         if output:
             size_bytes = sum(len(part) for part in output)
-            if self._storage.free_bytes() - size_bytes - event.segment.unwritten_bytes < self._reserve_bytes:
+            if self._free_space.after_unwritten(event.segment) - size_bytes < self._reserve_bytes:
                 # FLT-2: what is left is the reserve that closes this segment cleanly.
                 event.segment.add(CHUNK_KIND_MEDIA, output)
                 self._stop_event(EventStop("storage", at_us, self._utc(at_us)), reason="storage_full")
@@ -448,6 +449,7 @@ class SegmentWriter(WriterFaults):
         else:
             event.segment.checkpoint(event.checkpoint_media_end_us())
         event.unsynced_media = False
+        self._free_space.forget()   # measured again at the next fragment
         event.grow_chunk_bound()
         if background:
             event.background = covered

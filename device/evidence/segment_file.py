@@ -73,6 +73,11 @@ class SegmentFile:
         return self._pending_bytes
 
     @property
+    def offset_bytes(self) -> int:
+        """The file's length once everything added so far is written."""
+        return self._offset
+
+    @property
     def unwritten_bytes(self) -> int:
         """pending_bytes, plus those of a checkpoint still being written in the background
         (what the card's free space does not yet show)."""
