@@ -18,7 +18,8 @@ from device.evidence.keys import read_device_public
 from device.evidence.storage_verify import verify_storage
 from hal.media import VideoFormat
 from simulator.simfs import SimFS
-from tools.bench.measure_writer import WriterRig, device, packets_for, start_item
+from tools.bench.devices import make_device
+from tools.bench.measure_writer import WriterRig, packets_for, start_item
 
 VIDEO = VideoFormat(width=320, height=180, fps=30, keyframe_interval_s=1.0, bitrate_bps=2_000_000)
 PRESS_US = 10_500_000     # mid-GOP: half a second after the 11th keyframe
@@ -32,7 +33,7 @@ def pre_event():
 def _press(root: str, packets, cut_at_fsync: int | None):
     """Hand the writer the activation; returns (storage report, segment fsyncs seen)."""
     fs = SimFS()
-    device_dir, _ = device(root)
+    device_dir, _ = make_device(root)
     rig = WriterRig(os.path.join(root, "run"), device_dir, VIDEO, fs=fs)
     segment = os.path.join(rig.storage_dir, segment_file_name(1))
     if cut_at_fsync is not None:
@@ -75,7 +76,7 @@ def test_a_card_that_fills_during_the_pre_event_write_out_ends_the_event_cleanly
     # background while the next is encrypted) must still leave the reserve that closes
     # the segment, so the card holds a cleanly closed segment, not a storage fault.
     fs = SimFS()
-    device_dir, _ = device(str(tmp_path))
+    device_dir, _ = make_device(str(tmp_path))
     rig = WriterRig(str(tmp_path / "run"), device_dir, VIDEO, fs=fs)
     full = []
     rig.writer._on_storage_full = lambda: full.append(True)

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 
+from tools.bench.devices import make_device
 from tools.bench.model import BenchContext, Figure, Series
 
 WIDTH, HEIGHT, FPS = 640, 360, 30
@@ -66,13 +67,8 @@ def _scenario(path: str, duration_s: int, pre_event_s: int) -> None:
 
 def _fresh_device(root: str) -> str:
     """A newly provisioned device, so every run does the same work from the same state."""
-    from tools.provision import keygen, provision
-
     shutil.rmtree(root, ignore_errors=True)
-    _, public = keygen(os.path.join(root, "custodian"))
-    device_dir = os.path.join(root, "device")
-    provision("bench-sim", [public], device_dir)
-    return device_dir
+    return make_device(root, "bench-sim")[0]
 
 
 def _timed(argv: list[str]) -> float:

@@ -39,20 +39,12 @@ from simulator.board import build_sim_board
 from simulator.clock import VirtualClock
 from simulator.replay import ReplayCamera, ReplayMicrophone, encode_audio_loop, encode_video_loop
 from tools.bench.model import BenchContext, Figure, Series
-from tools.provision import keygen, provision
+from tools.bench.devices import make_device
 
 HD_10M = VideoFormat(width=1920, height=1080, fps=30, keyframe_interval_s=1.0, bitrate_bps=10_000_000)
 AUDIO = AudioFormat()
 MB = 1_000_000
 UTC_ORIGIN_US = 1_700_000_000_000_000
-
-
-def device(root: str) -> tuple[str, str]:
-    """A provisioned device directory and its custodian's public key file."""
-    _, public = keygen(os.path.join(root, "custodian"))
-    device_dir = os.path.join(root, "device")
-    provision("bench-cam", [public], device_dir)
-    return device_dir, public
 
 
 def packets_for(video: VideoFormat, total_bytes: int | None = None, end_us: int | None = None) -> list[MediaPacket]:
@@ -148,7 +140,7 @@ def measure_writer_throughput(ctx: BenchContext) -> tuple[Figure, Series]:
     total_bytes = (100 if ctx.reduced else 1000) * MB
     root = tempfile.mkdtemp(prefix="writer-", dir=ctx.work_dir)
     try:
-        device_dir, _ = device(root)
+        device_dir, _ = make_device(root)
         packets = packets_for(HD_10M, total_bytes)
         payload_bytes = sum(len(p.data) for p in packets)
         src = os.path.join(root, "payload.bin")
@@ -204,7 +196,7 @@ def measure_firmware_cpu(ctx: BenchContext, video: VideoFormat = HD_10M, pre_eve
 
 
 def _firmware_cpu_once(root: str, video: VideoFormat, pre_event_s: float, record_s: float) -> float:
-    device_dir, _ = device(root)
+    device_dir, _ = make_device(root)
     clock = VirtualClock()
     # The kernel's file system, as on a camera: the simulator's SimFS (its power-cut model)
     # is the simulated world's cost, not the firmware's.
@@ -252,7 +244,7 @@ def probe_activation(ctx: BenchContext, presses: int, pre_event_s: float = 30.0,
     root = tempfile.mkdtemp(prefix="probe-", dir=ctx.work_dir)
     first_ms, whole_ms = [], []
     try:
-        device_dir, _ = device(root)
+        device_dir, _ = make_device(root)
         clock = VirtualClock()
         world = build_sim_board(clock, device_dir, os.path.join(device_dir, "storage"), video, fs=OS_FS)
         board = dataclasses.replace(world.board, camera=ReplayCamera(clock, video),

@@ -16,7 +16,6 @@ Every Edge and Change carries two times:
 """
 from __future__ import annotations
 
-import os
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -27,7 +26,6 @@ from hal.board import Board
 from hal.clock import Clock
 from hal.indicators import LED_RECORD, LED_STATUS, Indicators
 from hal.inputs import Inputs
-from tools.provision import keygen, provision
 
 # The indicators a rig watches (the buzzer and the pod's LED are not needed).
 RECORD_LED = "record_led"
@@ -283,11 +281,3 @@ class TappedPart:
 
     def __getattr__(self, name):
         return getattr(self._part, name)
-
-
-def make_device(root: str, device_id: str = "bench-cam") -> tuple[str, str]:
-    """A provisioned device directory and its custodian's secret key path."""
-    secret_path, public_path = keygen(os.path.join(root, "custodian"))
-    device_dir = os.path.join(root, "device")
-    provision(device_id, [public_path], device_dir)
-    return device_dir, secret_path

@@ -26,8 +26,9 @@ from device.firmware import Firmware
 from hal.inputs import RECORD_BUTTON
 from hal.media import VideoFormat
 from hal.pi.config import PiBoardConfig
+from tools.bench.devices import make_device
 from tools.bench.rig import (INDICATORS, RECORD_LED, STATUS_LED, VIBRATION, Edge, Prototype, Rig,
-                             RigError, TappedPart, make_device)
+                             RigError, TappedPart)
 
 # The rig's own BCM pins, off every line the prototype's default wiring (hal/pi/config.py,
 # docs/pi.md) uses, I2S (18-21) and I2C (2, 3) included, so one Pi can be both (loopback).

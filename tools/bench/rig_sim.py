@@ -22,7 +22,8 @@ from simulator.board import build_sim_board
 from simulator.clock import VirtualClock
 from simulator.inputs import SimInputs
 from simulator.replay import ReplayCamera, ReplayMicrophone
-from tools.bench.rig import RECORD_LED, STATUS_LED, VIBRATION, Edge, Prototype, Rig, TappedPart, make_device
+from tools.bench.devices import make_device
+from tools.bench.rig import RECORD_LED, STATUS_LED, VIBRATION, Edge, Prototype, Rig, TappedPart
 
 _LED_INDICATOR = {LED_RECORD: RECORD_LED, LED_STATUS: STATUS_LED}
 

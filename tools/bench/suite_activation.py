@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import statistics
 import threading
-import time
 
 from device.config import Policy
 from device.evidence.decrypt import decrypt_segment
