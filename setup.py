@@ -18,5 +18,6 @@ setup(
         "openbwc.device": ["assets/announce/*.flac"],   # the shipped announcement voices (docs/announce.md)
         "openbwc.tools": ["systemd/*.service"],          # the unit `bwc install-service` installs (docs/pi.md)
         "openbwc.tools.bench": ["defaults.toml"],        # the default thresholds of `bwc bench run` (docs/bench.md)
+        "openbwc.tools.sim_web": ["static/*"],           # the page of `bwc sim` (docs/sim-live.md)
     },
 )

@@ -203,6 +203,15 @@ class Monitor:
                 "faults": faults,
                 "battery_min": None if minutes is None else int(minutes)}
 
+    def storage_minutes_left(self, free_bytes: int) -> float:
+        """Minutes of recording at the configured rates that `free_bytes` holds, beyond
+        the reserve that closes a segment cleanly (FLT-2)."""
+        return max(0, free_bytes - self._reserve_bytes) / self._bytes_per_s / 60
+
+    def battery_minutes_left(self) -> float | None:
+        """The newest estimate of recording minutes left on the battery (None: unknown)."""
+        return self._battery_minutes
+
     def commit_age_us(self, now_us: int) -> int | None:
         """While recording: how long since the newest durable media (or the activation, before
         the first commit); None when no event is open."""
@@ -367,7 +376,7 @@ class Monitor:
             free_bytes = self._board.storage.free_bytes()
         except OSError:
             return   # the writer reports storage faults; this is only a forecast
-        minutes_left = max(0, free_bytes - self._reserve_bytes) / self._bytes_per_s / 60
+        minutes_left = self.storage_minutes_left(free_bytes)
         low = minutes_left <= self._policy.storage_warn_min
         if low and not self._storage_warned:
             self._alert("storage_low", "storage_low", free_bytes=free_bytes, minutes_left=round(minutes_left, 1))

@@ -46,6 +46,10 @@ class Recorder:
     def state(self) -> State:
         return self._state
 
+    def pre_event_held_us(self) -> int:
+        """Media time the pre-event buffer holds now (what an activation would take)."""
+        return self._buffer.duration_us
+
     @property
     def event_id(self) -> str | None:
         return self._event_id

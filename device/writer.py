@@ -129,6 +129,12 @@ class SegmentWriter(WriterDurability, WriterFaults):
         flush interval, while the video value stands still."""
         return self._health.committed()
 
+    def open_segment(self) -> tuple[str, int] | None:
+        """(event id, segment number) being written now, or None with no event open. Read
+        from another thread for display only: it may be one item behind."""
+        event = self._event
+        return None if event is None or event.segment is None else (event.start.event_id, event.segment.seq)
+
     def progress(self) -> int:
         """How many queued items the writer has finished so far (handled, or given up
         on after an error). Goes up by about 80 a second while recording."""

@@ -103,6 +103,9 @@ class SimSpeaker(Speaker):
         self._end_index = 0
         # (start_us, sample count at the air's rate, tag)
         self.history: list[tuple[int, int, str | None]] = []
+        # A live view sets a list here to be handed each sound as played: (int16 samples,
+        # their rate), one per `speaker` trace line, in the same order.
+        self.clips: list[tuple[np.ndarray, int]] | None = None
 
     def play(self, samples: np.ndarray, sample_rate_hz: int, tag: str | None = None) -> None:
         samples = np.asarray(samples)
@@ -122,6 +125,8 @@ class SimSpeaker(Speaker):
         self._end_index = start_index + len(sound)
         start_us = self._air.time_us(start_index)
         self.history.append((start_us, len(sound), tag))
+        if self.clips is not None:
+            self.clips.append((samples.copy(), sample_rate_hz))
         if self.trace is not None:
             # When it is heard, which is later than now if it queues behind a sound still playing.
             self.trace.record("speaker", start_us, tag=tag, duration_ms=round(len(sound) * 1000 / air_rate))

@@ -54,6 +54,16 @@ class Trace:
         return [{"t_s": round((at_us - origin_us) / 1e6, 6), "monotonic_us": at_us, "utc_us": utc_us,
                  "kind": kind, **fields} for at_us, utc_us, kind, fields in lines]
 
+    def since(self, index: int) -> tuple[list[dict], int]:
+        """The lines recorded after the first `index`, in the order they were recorded (a
+        live view's feed: a sound queued behind another is recorded before it is heard),
+        and the index to ask from next time."""
+        with self._lock:
+            new, end = self._lines[index:], len(self._lines)
+        origin_us = self.origin_us if self.origin_us is not None else 0
+        return [{"t_s": round((at_us - origin_us) / 1e6, 6), "monotonic_us": at_us, "utc_us": utc_us,
+                 "kind": kind, **fields} for at_us, utc_us, kind, fields in new], end
+
     def of_kind(self, kind: str) -> list[dict]:
         return [line for line in self.lines() if line["kind"] == kind]
 

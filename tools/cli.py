@@ -16,7 +16,7 @@ class UsageError(Exception):
 
 # Commands whose modules add their own parsers. A custodian's `bwc verify` / `bwc export`
 # does not import them: they bring numpy, PyAV and the Pi backends (about 0.25 s a run).
-_MODULE_COMMANDS = {"bench": "tools.bench.command", "offload": "tools.offload.command", "pod": "tools.pod_command", "world": "tools.world_command",
+_MODULE_COMMANDS = {"bench": "tools.bench.command", "offload": "tools.offload.command", "pod": "tools.pod_command", "world": "tools.world_command", "sim": "tools.sim_command",
                     "install-service": "tools.service", "doctor": "tools.doctor"}
 _LIGHT_COMMANDS = ("verify", "export")
 
@@ -212,8 +212,8 @@ def _verify(args) -> int:
 
 
 def _verify_dir(args, storage: str, device_key) -> int:
-    from device.evidence.storage_verify import INTEGRITY_FAILURE, verify_storage
-    from tools.report import format_report
+    from device.evidence.storage_verify import verify_storage
+    from tools.report import format_report, verify_exit_code
     args = argparse.Namespace(**dict(vars(args), storage=storage))
     if not os.path.isdir(args.storage):
         raise UsageError(f"{args.storage}: not a directory")
@@ -227,8 +227,7 @@ def _verify_dir(args, storage: str, device_key) -> int:
         print(json.dumps(report.to_json(), indent=2, sort_keys=True))
     else:
         print(format_report(report))
-    return {INTEGRITY_FAILURE: EXIT_INTEGRITY, "truncated": EXIT_TRUNCATED,
-            "before_set": EXIT_BEFORE_SET}.get(report.outcome, EXIT_OK)
+    return verify_exit_code(report)
 
 
 def _export(args) -> int:

@@ -42,6 +42,12 @@ def format_report(report: StorageReport) -> str:
     return "\n".join(lines)
 
 
+def verify_exit_code(report: StorageReport) -> int:
+    """`bwc verify`'s exit code for this report (docs/tools.md): 0 authentic and complete,
+    1 integrity failure, 3 truncated (each loss explained), 4 before the set."""
+    return {INTEGRITY_FAILURE: 1, "truncated": 3, "before_set": 4}.get(report.outcome, 0)
+
+
 def storage_device_key(storage_dir: str) -> VerifyKey:
     """The device key the footage itself names (all segments must agree)."""
     found: set[str] = set()

@@ -30,10 +30,10 @@ def check_signing_key(device_dir: str, identity: Identity) -> None:
                           f"device_public_key in {os.path.join(device_dir, 'device.json')}")
 
 
-def _log_to_stderr() -> None:
+def _log_to_stderr(command: str = "run") -> None:
     """Firmware log lines (a storage fault and what the device did about it) reach the
     operator as one plain line each, not as Python's default format."""
-    logging.basicConfig(level=logging.WARNING, format="bwc run: %(message)s", stream=sys.stderr)
+    logging.basicConfig(level=logging.WARNING, format=f"bwc {command}: %(message)s", stream=sys.stderr)
 
 
 def run_command(args) -> int:
