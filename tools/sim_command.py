@@ -91,6 +91,8 @@ def run(args) -> int:
             # The page's controls are small requests: answered without Nagle's ~40 ms wait.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.bind((args.host, args.port))
+            # Listening before the address is printed: a page opened at once is queued, not refused.
+            sock.listen(128)
         except OSError as exc:
             return _usage(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
         return _serve(args, identity, policy, sock)

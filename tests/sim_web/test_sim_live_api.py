@@ -178,3 +178,39 @@ def test_the_page_and_its_files_are_served(sim):
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     for name in ("sim.js", "sim.css"):
         assert sim.client.get(f"/static/{name}").status_code == 200
+
+
+def test_a_paired_pod_is_on_the_page_and_its_button_starts_recording(tmp_path):
+    from sim_helpers import Sim
+    sim = Sim(str(tmp_path), pods=("pod-1",))
+    try:
+        sim.advance(4)
+        assert sim.status()["pods"]["pod-1"]["shown"] == "buffering"
+        assert sim.post("/api/step", {"do": "pod.double_press", "target": "pod-1"}).status_code == 200
+        sim.advance(3)
+        status = sim.status()
+        assert status["state"] == "recording" and status["pods"]["pod-1"]["shown"] == "recording"
+        sim.post("/api/step", {"do": "link.drop", "target": "pod-1"})
+        sim.advance(6)
+        assert sim.status()["pods"]["pod-1"]["shown"] == "link_lost"
+        sim.live.poll()
+        sources = [m["fields"].get("source") for k, m in sim.live.feed((0, 0, 0))[0]
+                   if k == "audit" and m.get("type") == "activation"]
+        assert sources == ["pod:pod-1"]
+    finally:
+        sim.close()
+
+
+def test_power_steps_keep_the_sequence_a_scenario_must_keep(sim):
+    sim.advance(2)
+    assert sim.post("/api/step", {"do": "power.restore"}).status_code == 409
+    assert sim.post("/api/step", {"do": "power.cut"}).status_code == 200
+    sim.advance(1)
+    assert sim.status()["powered"] is False and sim.status()["state"] == "off"
+    assert sim.post("/api/step", {"do": "power.cut", "mode": "drop"}).status_code == 409
+    # A button pressed on a dead camera does nothing, as in a scenario.
+    sim.post("/api/step", {"do": "button.double_press"})
+    sim.advance(1)
+    assert sim.post("/api/step", {"do": "power.restore"}).status_code == 200
+    sim.advance(3)
+    assert sim.status()["powered"] and sim.status()["state"] == "buffering"
