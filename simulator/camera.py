@@ -85,6 +85,7 @@ class SimCamera(Camera):
         self._frame_count = 0
         self._frames_missed = 0
         self.last_picture: np.ndarray | None = None  # latest yuv420p picture, for a preview UI
+        self.last_picture_us: int | None = None      # its capture time (monotonic)
 
     @property
     def video_format(self) -> VideoFormat:
@@ -191,7 +192,7 @@ class SimCamera(Camera):
             if slot.timestamp_us != timestamp_us:
                 raise RuntimeError(f"encoder run out of step at frame {frame_number}: "
                                    f"{slot.timestamp_us} µs, slot {timestamp_us} µs")
-            self.last_picture = slot.picture
+            self.last_picture, self.last_picture_us = slot.picture, timestamp_us
             self._frame_count += 1
             sink(MediaPacket(kind="video", data=slot.data, timestamp_us=timestamp_us,
                              duration_us=self._duration_us, keyframe=slot.keyframe))

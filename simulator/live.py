@@ -208,12 +208,14 @@ class LiveSim:
         return out
 
     def picture(self) -> tuple[np.ndarray, int] | None:
-        """The newest yuv420p picture the camera delivered, and its capture time (None
-        before the first one; the last one stays while the cord is pulled)."""
+        """The newest yuv420p picture the camera delivered, and its capture time, monotonic
+        µs (None before the first one; the last one stays while the cord is pulled)."""
         for inst in reversed(self.device.instances):
             camera = inst.world.camera if inst.world is not None else None
             if camera is not None and camera.last_picture is not None:
-                return camera.last_picture, camera.frame_count
+                # One read of each: the camera's thread may deliver the next meanwhile.
+                picture, at_us = camera.last_picture, camera.last_picture_us
+                return picture, at_us
         return None
 
     def speaker_clip(self, index: int) -> tuple[np.ndarray, int] | None:

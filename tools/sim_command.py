@@ -2,7 +2,6 @@
 board in real time, seen and driven from a page in the browser (docs/sim-live.md, SIM-4)."""
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 import sys
@@ -30,15 +29,6 @@ def _usage(message: str) -> int:
     return EXIT_USAGE
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _check_names(args) -> str | None:
     from device.link.frame import check_pod_id
     from simulator.live_log import StepError, parse_live_step
@@ -61,9 +51,10 @@ def run(args) -> int:
     from hal.devicelock import DeviceLock, DeviceLockError
     from tools.run import check_signing_key
 
-    if not _loopback(args.host):
+    from tools.sim_web.app import is_loopback
+    if not is_loopback(args.host):
         return _usage(f"--host {args.host}: the page drives a camera and reads its footage, so it is served "
-                      "on a loopback address only (127.0.0.1, ::1, localhost)")
+                      "on a loopback address only (127.0.0.0/8, ::1, localhost)")
     if not 0 <= args.port <= 65535:
         return _usage(f"--port {args.port}: give 0..65535")
     if args.source and not os.path.isfile(args.source):

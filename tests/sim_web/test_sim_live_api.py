@@ -214,3 +214,25 @@ def test_power_steps_keep_the_sequence_a_scenario_must_keep(sim):
     assert sim.post("/api/step", {"do": "power.restore"}).status_code == 200
     sim.advance(3)
     assert sim.status()["powered"] and sim.status()["state"] == "buffering"
+
+
+@pytest.mark.parametrize("host, answered", [
+    ("127.0.0.1:8470", True), ("127.0.0.2:9000", True), ("localhost", True), ("LOCALHOST:1", True),
+    ("localhost.", True), ("[::1]:8470", True), ("[::1]", True),
+    ("", False), ("sub.localhost", False), ("10.0.0.1:8470", False), ("attacker.example", False),
+    ("[::ffff:10.0.0.1]:80", False),
+])
+def test_loopback_host_names(sim, host, answered):
+    from starlette.testclient import TestClient
+
+    from tools.sim_web.app import build_app
+    client = TestClient(build_app(sim.live), base_url="http://127.0.0.1")
+    response = client.get("/api/status", headers={"Host": host})
+    assert (response.status_code == 200) == answered, response.text
+
+
+def test_a_picture_says_when_it_was_captured(sim):
+    sim.advance(2)
+    response = sim.client.get("/api/frame.jpg")
+    at_us = int(response.headers["X-Frame-Monotonic-Us"])
+    assert sim.clock.monotonic_us() - 100_000 <= at_us <= sim.clock.monotonic_us()

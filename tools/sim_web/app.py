@@ -9,6 +9,7 @@ preflight this app never allows).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import os
 import threading
@@ -27,7 +28,18 @@ from tools.sim_web.media import jpeg_from_yuv420p, wav_bytes
 MAX_BODY_BYTES = 16 * 1024
 FEED_INTERVAL_S = 0.05     # how often an event stream looks for news: the page's latency floor
 STATUS_INTERVAL_S = 0.25   # a status message at least this often
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+
+def is_loopback(host: str) -> bool:
+    """A name or address of this machine only: localhost (any case, a trailing dot
+    allowed) or a loopback address (127.0.0.0/8, ::1), IPv6 with or without brackets."""
+    name = host.strip().rstrip(".").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name.removeprefix("[").removesuffix("]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -40,19 +52,20 @@ class _Frames:
     def __init__(self, live: LiveSim) -> None:
         self._live = live
         self._lock = threading.Lock()
-        self._key: tuple[int, int] | None = None
+        self._key: tuple[int, int | None] | None = None
         self._jpeg = b""
 
-    def jpeg(self) -> bytes | None:
+    def jpeg(self) -> tuple[bytes, int] | None:
+        """(JPEG, capture time in monotonic µs) of the newest picture, or None."""
         found = self._live.picture()
         if found is None:
             return None
-        picture, count = found
+        picture, at_us = found
         with self._lock:
-            key = (id(picture), count)
+            key = (id(picture), at_us)
             if key != self._key:
                 self._jpeg, self._key = jpeg_from_yuv420p(picture), key
-            return self._jpeg
+            return self._jpeg, at_us
 
 
 class _Exporter:
@@ -171,10 +184,12 @@ def build_app(live: LiveSim, key_path: str | None = None, out_dir: str | None = 
             return _error(exc.status, str(exc))
 
     async def frame(request: Request) -> Response:
-        jpeg = await run_in_threadpool(frames.jpeg)
-        if jpeg is None:
+        found = await run_in_threadpool(frames.jpeg)
+        if found is None:
             return Response(status_code=204)
-        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+        jpeg, at_us = found
+        return Response(jpeg, media_type="image/jpeg",
+                        headers={"Cache-Control": "no-store", "X-Frame-Monotonic-Us": str(at_us)})
 
     async def speaker(request: Request) -> Response:
         clip = live.speaker_clip(request.path_params["n"])
@@ -240,8 +255,9 @@ class _LoopbackOnly:
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http":
             host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
-            name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-            if name not in LOOPBACK_HOSTS:
+            # "name", "name:port", "[v6]" or "[v6]:port"
+            name = host[:host.index("]") + 1] if host.startswith("[") and "]" in host else host.split(":")[0]
+            if not is_loopback(name):
                 await _error(421, f"this simulator answers only on a loopback address, not {host!r}")(
                     scope, receive, send)
                 return
