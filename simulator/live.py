@@ -171,7 +171,8 @@ class LiveSim:
 
     # -- what it shows -------------------------------------------------------------------
     def status(self) -> dict:
-        inst = self.device.live
+        # After the end the camera is shut down and the world stands still: nothing is on.
+        inst = None if self.ended else self.device.live
         out = {"t_s": self.now_s(), "run": "ended" if self.ended else "running", "powered": inst is not None,
                "state": "off", "record_led": False, "status_led": False, "faults": [],
                "pre_event_s": self.policy.pre_event_s, "pre_event_held_s": 0.0,
@@ -180,10 +181,11 @@ class LiveSim:
                "storage_min": None, "camera_connected": self.device.camera_connected,
                "mic_failed": self.device.mic_failed, "utc_us": self.clock.wall_time_us(),
                "inputs": dict(self._levels),
-               "pods": {pod_id: {"shown": pod.app.shown,
-                                 "colour": pod.board.led_history[-1][1] if pod.board.led_history else None}
+               "pods": {pod_id: {"shown": None, "colour": None} if self.ended else
+                        {"shown": pod.app.shown,
+                         "colour": pod.board.led_history[-1][1] if pod.board.led_history else None}
                         for pod_id, pod in self.device.pods.items()}}
-        if inst is None or self.ended:
+        if inst is None:
             return out
         firmware, world = inst.firmware, inst.world
         leds = world.indicators.led_state
@@ -263,6 +265,11 @@ class LiveSim:
                         f.seek(done)
                         data = f.read()
                 except OSError:
+                    continue
+                if not data and os.path.getsize(os.path.join(self.storage_dir, name)) < done:
+                    # A power cut took back what was never durable (SimFS): read on from
+                    # its new end. Lines already shown stay shown, as a person saw them.
+                    self._audit_read[name] = done = os.path.getsize(os.path.join(self.storage_dir, name))
                     continue
                 lines, rest = split_lines(data)
                 self._audit_read[name] = done + len(data) - len(rest)

@@ -214,6 +214,12 @@ def test_power_steps_keep_the_sequence_a_scenario_must_keep(sim):
     assert sim.post("/api/step", {"do": "power.restore"}).status_code == 200
     sim.advance(3)
     assert sim.status()["powered"] and sim.status()["state"] == "buffering"
+    # The audit tail goes on in the new boot's file, after the cut took back what was not durable.
+    sim.live.poll()
+    boots = [m["file"] for k, m in sim.live.feed((0, 0, 0))[0] if k == "audit" and m.get("type") == "boot"]
+    assert len(boots) == 2 and boots[0] != boots[1]
+    sim.post("/api/end")
+    assert sim.status()["powered"] is False
 
 
 @pytest.mark.parametrize("host, answered", [

@@ -23,6 +23,7 @@
     liveFrom: Infinity,            // trace lines older than this are history: not flashed or played
     ledLog: [],                    // [{name, on, at: performance.now(), source}]
     frames: 0,
+    steps: [],                     // every applied control, as the stream reported it
     streamOpens: 0,
   };
 
@@ -47,7 +48,9 @@
     const result = queue.then(run, run);
     queue = result.catch(() => {});
     const what = body && (body.do || body.name) ? ` ${body.do || body.name}` : "";
-    return result.catch((err) => { say(`${path}${what}: ${err.message}`, true); return null; });
+    return result.then(
+      (data) => { clearError(); return data; },   // an error shown is about an earlier control: it is over
+      (err) => { say(`${path}${what}: ${err.message}`, true); return null; });
   }
 
   const step = (action, keys) => post("/api/step", Object.assign({ do: action }, keys || {}));
@@ -59,6 +62,14 @@
     el.classList.toggle("error", !!isError);
     clearTimeout(sayTimer);
     sayTimer = setTimeout(() => { el.textContent = ""; el.classList.remove("error"); }, isError ? 8000 : 3000);
+  }
+
+  function clearError() {
+    const el = $("message");
+    if (!el.classList.contains("error")) return;
+    clearTimeout(sayTimer);
+    el.textContent = "";
+    el.classList.remove("error");
   }
 
   // A number from an input box, or undefined (with a message) when it is not one: the server
@@ -402,12 +413,19 @@
     li.innerHTML = `<span class="mark">${a.verified ? "✓" : "✗"}</span> <span class="t">${fmt(a.t_s, 3)}</span> ` +
       `#${escapeHtml(String(a.n ?? "?"))} <span class="type">${escapeHtml(a.type ?? "(does not verify)")}</span> ${escapeHtml(fields)}`;
     const list = $("audit");
+    // A line the firmware wrote again (a retry after a failed write or sync) is read again by
+    // the server's tail: one entry per file and number, the newest reading shown.
+    const key = a.n == null ? null : `${a.file}#${a.n}`;
+    const again = key && [...list.children].find((el) => el.dataset.key === key);
+    if (key) li.dataset.key = key;
+    if (again) { again.replaceWith(li); return; }
     list.appendChild(li);
     while (list.children.length > AUDIT_MAX) list.firstElementChild.remove();
     list.scrollTop = list.scrollHeight;
   }
 
   function onStep(s) {
+    page.steps.push(s);
     const rest = Object.entries(s).filter(([k]) => k !== "t_s" && k !== "do").map(([k, v]) => `${k}=${JSON.stringify(v)}`);
     addLog("steps", `<span class="t">${fmt(s.t_s, 3)}</span> <b>${escapeHtml(s.do)}</b> ${escapeHtml(rest.join(" "))}`, s.do);
   }
@@ -623,6 +641,12 @@
     }
     const notBox = $("not-exported");
     notBox.replaceChildren();
+    if (res.error) {   // the export as a whole refused (the verification above still stands)
+      const p = document.createElement("p");
+      p.className = "not-exported";
+      p.textContent = `export failed: ${res.error}`;
+      notBox.appendChild(p);
+    }
     for (const n of res.not_exported || []) {
       const p = document.createElement("p");
       p.className = "not-exported";
