@@ -262,14 +262,15 @@ class LiveSim:
                 done = self._audit_read.get(name, 0)
                 try:
                     with open(os.path.join(self.storage_dir, name), "rb") as f:
+                        size = os.fstat(f.fileno()).st_size
                         f.seek(done)
                         data = f.read()
                 except OSError:
                     continue
-                if not data and os.path.getsize(os.path.join(self.storage_dir, name)) < done:
+                if size < done:
                     # A power cut took back what was never durable (SimFS): read on from
                     # its new end. Lines already shown stay shown, as a person saw them.
-                    self._audit_read[name] = done = os.path.getsize(os.path.join(self.storage_dir, name))
+                    self._audit_read[name] = size
                     continue
                 lines, rest = split_lines(data)
                 self._audit_read[name] = done + len(data) - len(rest)

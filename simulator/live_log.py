@@ -9,6 +9,7 @@ sees the same edges at the same times and decodes the same gestures.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 
@@ -155,7 +156,6 @@ def _entry(step: Step) -> dict:
 
 
 def _rfc3339(utc_us: int) -> str:
-    import datetime as dt
     stamp = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(microseconds=utc_us)
     return stamp.isoformat().replace("+00:00", "Z")
 
