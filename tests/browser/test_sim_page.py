@@ -353,8 +353,10 @@ def test_every_control_reaches_the_simulator(page, sim, shot):
     page.locator("#storage-free-bytes").fill("50000000")
     applied("storage.fill", lambda: page.locator("#btn-storage-fill").click())
     status_is("s.storage_min !== null && s.storage_min < 10")
-    # The card failing on fsync: the next audit line (the short press's) cannot be made
-    # durable, a storage fault the monitor reports; a failed recording makes bwc sim exit 1.
+    # The card failing on fsync: a double press starts an event whose activation entry
+    # cannot be made durable, a storage fault the monitor reports; a failed recording makes
+    # bwc sim exit 1. (A short press writes nothing: it only plays the status pattern, so
+    # the fault would wait for whatever entry came next, a pod link's or none.)
     page.locator("#storage-errno").select_option("ENOSPC")
     page.locator("#storage-op").select_option("fsync")
     page.locator("#storage-count").fill("2")
@@ -363,7 +365,7 @@ def test_every_control_reaches_the_simulator(page, sim, shot):
     expect(steps.last).to_contain_text('op="fsync"')
     expect(steps.last).to_contain_text("count=2")
     sim.expected_exit = 1
-    applied("button.press", lambda: page.locator("#btn-press").click())
+    applied("button.double_press", lambda: page.locator("#btn-double").click())
     expect(page.locator('#faults [data-fault="storage"]')).to_be_visible(timeout=5_000)
     applied("storage.heal", lambda: page.locator("#btn-storage-heal").click())
 
