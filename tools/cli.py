@@ -17,6 +17,7 @@ class UsageError(Exception):
 # Commands whose modules add their own parsers. A custodian's `bwc verify` / `bwc export`
 # does not import them: they bring numpy, PyAV and the Pi backends (about 0.25 s a run).
 _MODULE_COMMANDS = {"bench": "tools.bench.command", "offload": "tools.offload.command", "pod": "tools.pod_command", "world": "tools.world_command", "sim": "tools.sim_command",
+                    "redact": "tools.release.command",
                     "install-service": "tools.service", "doctor": "tools.doctor"}
 _LIGHT_COMMANDS = ("verify", "export")
 
@@ -30,8 +31,10 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bwc", description="OpenBWC body-worn camera: firmware, simulator and custodian tools")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("keygen", help="make a custodian key pair")
+    s = sub.add_parser("keygen", help="make a custodian key pair (or, with --release, a release-signing key)")
     s.add_argument("--out", required=True, metavar="DIR")
+    s.add_argument("--release", action="store_true",
+                   help="an Ed25519 key that signs release records of redacted copies (docs/release.md)")
 
     s = sub.add_parser("provision", help="give a device its identity, signing key and custodian keys")
     s.add_argument("--device-id", required=True, metavar="ID")
@@ -150,11 +153,15 @@ def _loaded(names: tuple[tuple[str, str], ...]) -> tuple[type, ...]:
 
 
 def _keygen(args) -> int:
-    from tools.provision import ProvisionError, keygen
+    from tools.provision import ProvisionError, keygen, release_keygen
     try:
-        secret, public = keygen(args.out)
+        secret, public = (release_keygen if args.release else keygen)(args.out)
     except ProvisionError as exc:
         raise UsageError(str(exc)) from None
+    if args.release:
+        print(f"release secret key: {secret} (keep it offline; mode 0600)")
+        print(f"release public key: {public} (give it to whoever checks your release copies)")
+        return EXIT_OK
     print(f"custodian secret key: {secret} (keep it offline; mode 0600)")
     print(f"custodian public key: {public} (give it to bwc provision)")
     return EXIT_OK

@@ -323,6 +323,9 @@ def _sidecar(event: EventResult, report: StorageReport, verification: dict, entr
     cut_short = {name for name, _ in report.cut_short}
     files = [{"file": seg.name, "seq": seg.seq, "outcome": seg.report.outcome,
               "reason": seg.report.reason, "chunks": seg.report.last.chunk_count,
+              # The device-signed content hash of the last checkpoint: what a release
+              # record names the original by (docs/release.md).
+              "hash": seg.report.last.hash.hex(),
               "media_start_s": seg.header["media_start_us"] / 1e6,
               "media_end_s": seg.report.last.media_end_us / 1e6} for seg in event.segments]
     return {

@@ -46,6 +46,17 @@ def keygen(out_dir: str) -> tuple[str, str]:
     return secret_path, public_path
 
 
+def release_keygen(out_dir: str) -> tuple[str, str]:
+    """A releasing custodian's Ed25519 key pair: it signs release records (docs/release.md)."""
+    _fresh_dir(out_dir)
+    secret = SigningKey.generate()
+    secret_path = os.path.join(out_dir, "release.key")
+    public_path = os.path.join(out_dir, "release.pub")
+    keys.write_secret(secret_path, keys.RELEASE_SECRET, bytes(secret))
+    keys.write_public(public_path, keys.RELEASE_PUBLIC, bytes(secret.verify_key))
+    return secret_path, public_path
+
+
 def provision(device_id: str, custodian_pub_paths: list[str], out_dir: str,
               intake_pub_paths: list[str] = ()) -> str:
     problem = check_device_id(device_id)

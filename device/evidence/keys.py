@@ -18,6 +18,10 @@ DEVICE_PUBLIC = "openbwc-device-public-v1"
 INTAKE_PUBLIC = "openbwc-intake-public-v1"
 # Its secret half, held by every replica of that intake (docs/offload.md §1).
 INTAKE_SECRET = "openbwc-intake-secret-v1"
+# A releasing custodian's Ed25519 key: signs release records of redacted copies (docs/release.md).
+RELEASE_PUBLIC = "openbwc-release-public-v1"
+RELEASE_SECRET = "openbwc-release-secret-v1"
+_KINDS = (CUSTODIAN_PUBLIC, CUSTODIAN_SECRET, DEVICE_PUBLIC, INTAKE_PUBLIC, INTAKE_SECRET, RELEASE_PUBLIC, RELEASE_SECRET)
 
 # A key file is one short line; anything longer is not one, and is not read whole.
 KEY_FILE_MAX_CHARS = 4096
@@ -58,7 +62,7 @@ def parse_key(text: object, kind: str, source: str) -> bytes:
         raise KeyFileError(f"{source}: expected a key string '{kind}:<hex>', got {type(text).__name__}")
     line = text.strip()
     prefix, sep, hex_digits = line.partition(":")
-    if not sep or prefix not in (CUSTODIAN_PUBLIC, CUSTODIAN_SECRET, DEVICE_PUBLIC, INTAKE_PUBLIC, INTAKE_SECRET):
+    if not sep or prefix not in _KINDS:
         raise KeyFileError(f"{source}: not an OpenBWC key file (expected '{kind}:<hex>')")
     if prefix != kind:
         raise KeyFileError(f"{source}: this is an {prefix} key, but an {kind} key is needed here")
@@ -111,6 +115,14 @@ def read_custodian_public(path: str) -> PublicKey:
 
 def read_device_public(path: str) -> VerifyKey:
     return VerifyKey(read_key(path, DEVICE_PUBLIC))
+
+
+def read_release_secret(path: str) -> SigningKey:
+    return SigningKey(read_key(path, RELEASE_SECRET))
+
+
+def read_release_public(path: str) -> VerifyKey:
+    return VerifyKey(read_key(path, RELEASE_PUBLIC))
 
 
 def new_custodian_keypair() -> PrivateKey:

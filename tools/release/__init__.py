@@ -1,0 +1,1 @@
+"""Release copies: redaction, release records, content credentials (docs/release.md)."""

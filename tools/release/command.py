@@ -1,0 +1,31 @@
+"""`bwc redact` (docs/release.md): parsing, messages and exit codes only."""
+from __future__ import annotations
+
+import sys
+
+from tools.cli import EXIT_OK, EXIT_USAGE
+
+
+def add_parser(subparsers) -> None:
+    s = subparsers.add_parser("redact", help="make a redacted release copy of an exported event (docs/release.md)")
+    s.add_argument("export_mp4", metavar="EVENT.mp4", help="an MP4 that bwc export wrote (its sidecar beside it)")
+    s.add_argument("--plan", required=True, metavar="PLAN.toml", help="what to hide (docs/release.md §2)")
+    s.add_argument("--release-key", required=True, metavar="KEYFILE", help="made by bwc keygen --release")
+    s.add_argument("--out", required=True, metavar="DIR", help="where the release goes (never evidence storage)")
+
+
+def run(args) -> int:
+    from device.evidence.keys import KeyFileError, read_release_secret
+    from tools.release.plan import PlanError, read_plan
+    from tools.release.redact import RedactError, load_original, redact
+    try:
+        original = load_original(args.export_mp4)
+        plan = read_plan(args.plan)
+        key = read_release_secret(args.release_key)
+        released = redact(original, plan, args.plan, key, args.out)
+    except (RedactError, PlanError, KeyFileError) as exc:
+        print(f"bwc redact: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"release copy: {released.mp4_path} ({released.frames} frames, {released.masked_frames} with something hidden)")
+    print(f"release record: {released.record_path} (signed with the release key)")
+    return EXIT_OK

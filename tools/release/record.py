@@ -1,0 +1,79 @@
+"""The signed release record (docs/release.md §4): what a release copy was made from, every
+operation that made it, and who released it, signed with the releasing custodian's
+Ed25519 key.
+
+Signed like a custody receipt (device/evidence/receipt.py): a domain prefix, then the
+canonical JSON of every member but `signature`, so no other OpenBWC signature can be
+replayed as a release record's.
+"""
+from __future__ import annotations
+
+import json
+
+from nacl.exceptions import BadSignatureError
+from nacl.signing import SigningKey, VerifyKey
+
+from tools.release.files import read_bounded, unique_members
+
+RECORD_FORMAT = "openbwc-release-record"
+RECORD_VERSION = 1
+RECORD_DOMAIN = b"OBWC-v1-release-record\x00"
+RECORD_MAX_BYTES = 64 * 1024 * 1024     # masks of every frame of hours of footage fit well within
+_MEMBERS = {"format", "version", "kind", "release", "released_by", "reason", "statement", "release_key",
+            "original", "operations", "masks", "audio_spans", "context", "tool"}
+
+
+class RecordError(ValueError):
+    """Not a release record, malformed, or its signature does not hold."""
+
+
+def canonical(body: dict) -> bytes:
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
+def sign_record(key: SigningKey, body: dict) -> dict:
+    body = dict(body, format=RECORD_FORMAT, version=RECORD_VERSION, kind="release",
+                release_key=bytes(key.verify_key).hex())
+    unknown = set(body) - _MEMBERS
+    if unknown:
+        raise ValueError(f"unexpected release record members {sorted(unknown)}")
+    return dict(body, signature=key.sign(RECORD_DOMAIN + canonical(body)).signature.hex())
+
+
+def record_bytes(record: dict) -> bytes:
+    """The file as written (its SHA-256 is what the C2PA manifest names)."""
+    return json.dumps(record, indent=2, sort_keys=True, allow_nan=False).encode() + b"\n"
+
+
+def read_record(path: str) -> dict:
+    return parse_record(read_bounded(path, RECORD_MAX_BYTES, "a release record", RecordError), path)
+
+
+def parse_record(raw: bytes, source: str) -> dict:
+    try:
+        record = json.loads(raw.decode("utf-8"), parse_constant=_no_constant, object_pairs_hook=unique_members)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise RecordError(f"{source}: not a JSON release record") from None
+    if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT:
+        raise RecordError(f"{source}: not an OpenBWC release record")
+    if record.get("version") != RECORD_VERSION or record.get("kind") != "release":
+        raise RecordError(f"{source}: release record version {record.get('version')!r} is not supported")
+    if set(record) != _MEMBERS | {"signature"}:
+        raise RecordError(f"{source}: unexpected or missing members")
+    return record
+
+
+def check_signature(record: dict, release_key: VerifyKey, source: str) -> None:
+    """Raises RecordError unless `record` is signed by `release_key`."""
+    if record.get("release_key") != bytes(release_key).hex():
+        raise RecordError(f"{source}: signed by another release key ({str(record.get('release_key'))[:16]}...)")
+    signature = record.get("signature")
+    body = {k: v for k, v in record.items() if k != "signature"}
+    try:
+        release_key.verify(RECORD_DOMAIN + canonical(body), bytes.fromhex(signature))
+    except (BadSignatureError, ValueError, TypeError):
+        raise RecordError(f"{source}: the release record's signature does not hold (altered or forged)") from None
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")

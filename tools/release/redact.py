@@ -1,0 +1,171 @@
+"""`bwc redact`: an exported event and a redaction plan -> a release copy and its signed
+release record (docs/release.md).
+
+The release is written only outside evidence storage, under names that cannot pass for an
+export's (`<stem>.release.mp4`, `<stem>.release.json`), owner-only and all or nothing
+(tools/staging.py) like an export.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from nacl.signing import SigningKey
+
+from tools.release import context
+from tools.release.media import VIDEO_CRF, redact_media
+from tools.release.plan import Plan, PlanError, check_against_event
+from tools.release.record import record_bytes, sign_record
+from tools.staging import Staging, make_out_dir, publish
+
+RELEASE_SUFFIX = ".release"
+EXPORT_FORMAT = "openbwc-export"
+
+
+class RedactError(Exception):
+    """Refused; nothing written."""
+
+
+@dataclass(frozen=True)
+class Original:
+    mp4_path: str
+    sidecar_path: str
+    sidecar: dict
+
+    @property
+    def stem(self) -> str:
+        return os.path.splitext(os.path.basename(self.mp4_path))[0]
+
+
+@dataclass(frozen=True)
+class Released:
+    mp4_path: str
+    record_path: str
+    frames: int
+    masked_frames: int
+
+
+def load_original(mp4_path: str) -> Original:
+    """An exported event: its MP4 and the sidecar beside it (the same name, .json)."""
+    if not os.path.isfile(mp4_path):
+        raise RedactError(f"{mp4_path}: no such file")
+    sidecar_path = os.path.splitext(mp4_path)[0] + ".json"
+    try:
+        with open(sidecar_path, encoding="utf-8") as f:
+            sidecar = json.load(f)
+    except FileNotFoundError:
+        raise RedactError(f"{mp4_path}: no export sidecar {os.path.basename(sidecar_path)} beside it") from None
+    except (OSError, ValueError) as exc:
+        raise RedactError(f"{sidecar_path}: not a readable export sidecar ({exc})") from None
+    if not isinstance(sidecar, dict):
+        raise RedactError(f"{sidecar_path}: not an export sidecar")
+    if sidecar.get("format") == "openbwc-release-record" or mp4_path.endswith(RELEASE_SUFFIX + ".mp4"):
+        raise RedactError(f"{mp4_path}: this is already a release copy; redact the export it was made from")
+    if sidecar.get("format") != EXPORT_FORMAT:
+        raise RedactError(f"{sidecar_path}: not a bwc export sidecar")
+    for key in ("event_id", "device_id", "device_key", "media_s", "video", "segments", "verification"):
+        if key not in sidecar:
+            raise RedactError(f"{sidecar_path}: the sidecar has no {key!r}; export again with this version of bwc")
+    return Original(mp4_path, sidecar_path, sidecar)
+
+
+def inside_evidence_storage(path: str) -> str | None:
+    """The evidence directory `path` is in (or is), if any: one holding segment files,
+    audit files or a device's chain state."""
+    from device.evidence.audit_lines import audit_file_number
+    from device.evidence.format import seq_from_file_name
+    here = os.path.realpath(path)
+    while True:
+        try:
+            names = os.listdir(here)
+        except OSError:
+            names = []
+        if "chain.json" in names or any(seq_from_file_name(n) is not None or audit_file_number(n) is not None
+                                        for n in names):
+            return here
+        parent = os.path.dirname(here)
+        if parent == here:
+            return None
+        here = parent
+
+
+def redact(original: Original, plan: Plan, plan_path: str, key: SigningKey, out_dir: str) -> Released:
+    side = original.sidecar
+    check_against_event(plan, float(side["media_s"]), int(side["video"]["width"]), int(side["video"]["height"]),
+                        plan_path)
+    if plan.cuts:
+        raise PlanError(f"{plan_path}: [[cut]] is not supported by this version of bwc redact yet; "
+                        "mask and mute the span instead")
+    if any(r.track for r in plan.regions):
+        raise PlanError(f"{plan_path}: [[region]] track = true is not supported by this version yet")
+    if plan.faces.enabled:
+        raise PlanError(f"{plan_path}: [faces] is not supported by this version of bwc redact yet")
+    storage = inside_evidence_storage(out_dir)
+    if storage is not None:
+        raise RedactError(f"{out_dir}: inside evidence storage ({storage}); a release copy is never written there")
+    stem = original.stem + RELEASE_SUFFIX
+    make_out_dir(out_dir)
+    for name in (stem + ".mp4", stem + ".json"):
+        if os.path.exists(os.path.join(out_dir, name)):
+            raise RedactError(f"{os.path.join(out_dir, name)} already exists; refusing to overwrite a release")
+    with Staging(out_dir) as staging:
+        mp4 = staging.new_file(stem + ".mp4")
+        result = redact_media(original.mp4_path, mp4, plan)
+        body = {
+            "release": {"mp4": stem + ".mp4", "created_utc": _utc_now(),
+                        "encoder": {"video": f"libx264 crf {VIDEO_CRF}", "audio": "aac"}},
+            "released_by": plan.released_by, "reason": plan.reason, "statement": plan.statement,
+            "original": _original_identity(original),
+            "operations": _operations(plan),
+            "masks": result.masks,
+            "audio_spans": [[a.start_s, a.end_s, a.mode] for a in plan.audio],
+            "context": context.timeline(side),
+            "tool": _tool_version(),
+        }
+        record = sign_record(key, body)
+        path = staging.new_file(stem + ".json")
+        with open(path, "wb") as f:
+            f.write(record_bytes(record))
+        published = publish(staging.files, out_dir)
+    return Released(published[0], published[1], result.frames, len(result.masks))
+
+
+def _original_identity(original: Original) -> dict:
+    side = original.sidecar
+    return {"device_id": side["device_id"], "device_key": side["device_key"], "event_id": side["event_id"],
+            "origin_utc": side.get("origin_utc"), "media_s": side["media_s"],
+            "mp4": os.path.basename(original.mp4_path), "mp4_sha256": _sha256(original.mp4_path),
+            "sidecar_sha256": _sha256(original.sidecar_path),
+            "segments": [{k: s.get(k) for k in ("file", "seq", "chunks", "hash")} for s in side["segments"]],
+            "verification": side["verification"].get("outcome")}
+
+
+def _operations(plan: Plan) -> list[dict]:
+    ops = [{"op": "region", "start_s": r.start_s, "end_s": r.end_s, "box": list(r.box), "style": r.style,
+            "track": r.track, "label": r.label} for r in plan.regions]
+    ops += [{"op": "audio", "start_s": a.start_s, "end_s": a.end_s, "mode": a.mode,
+             "tone_hz": a.tone_hz if a.mode == "tone" else None, "label": a.label} for a in plan.audio]
+    return ops
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _tool_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return f"openbwc {version('openbwc')}"
+    except PackageNotFoundError:
+        return "openbwc (source checkout)"
