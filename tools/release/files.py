@@ -24,3 +24,12 @@ def unique_members(pairs: list[tuple[str, object]]) -> dict:
     if len(set(names)) != len(names):
         raise ValueError("a member name is repeated")
     return dict(pairs)
+
+
+def sha256_file(path: str) -> str:
+    import hashlib
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -7,7 +7,6 @@ export's (`<stem>.release.mp4`, `<stem>.release.json`), owner-only and all or no
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from nacl.signing import SigningKey
 
 from tools.release import context
 from tools.release.media import VIDEO_CRF, redact_media
+from tools.release.files import sha256_file
 from tools.release.plan import Plan, PlanError, check_against_event
 from tools.release.record import record_bytes, sign_record
 from tools.staging import Staging, make_out_dir, publish
@@ -137,8 +137,8 @@ def _original_identity(original: Original) -> dict:
     side = original.sidecar
     return {"device_id": side["device_id"], "device_key": side["device_key"], "event_id": side["event_id"],
             "origin_utc": side.get("origin_utc"), "media_s": side["media_s"],
-            "mp4": os.path.basename(original.mp4_path), "mp4_sha256": _sha256(original.mp4_path),
-            "sidecar_sha256": _sha256(original.sidecar_path),
+            "mp4": os.path.basename(original.mp4_path), "mp4_sha256": sha256_file(original.mp4_path),
+            "sidecar_sha256": sha256_file(original.sidecar_path),
             "segments": [{k: s.get(k) for k in ("file", "seq", "chunks", "hash")} for s in side["segments"]],
             "verification": side["verification"].get("outcome")}
 
@@ -149,14 +149,6 @@ def _operations(plan: Plan) -> list[dict]:
     ops += [{"op": "audio", "start_s": a.start_s, "end_s": a.end_s, "mode": a.mode,
              "tone_hz": a.tone_hz if a.mode == "tone" else None, "label": a.label} for a in plan.audio]
     return ops
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _utc_now() -> str:

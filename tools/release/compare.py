@@ -1,0 +1,156 @@
+"""Is the release the original minus exactly the declared redactions? (docs/release.md §5)
+
+Video: every release frame is paired with the original frame of the same timestamp; a
+frame added, dropped or moved is a difference. Each pair is compared in 16x16 blocks
+outside the frame's declared masks (and a 16-pixel band around them, where the codec's
+blocks straddle a mask's edge): a block whose mean absolute difference exceeds the
+tolerance changed without being declared. Audio: samples are paired by timestamp and
+compared in 0.1 s windows outside the declared spans (and one AAC frame either side).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import av
+import numpy as np
+
+BLOCK_PX = 16
+EDGE_BAND_PX = 16
+BLOCK_TOLERANCE = 8.0           # mean |difference| per block, of 255; honest CRF 16 releases stay under ~5
+AUDIO_WINDOW_S = 0.1
+AUDIO_GUARD_SAMPLES = 2048      # AAC's overlapping windows smear an edit over a frame either side
+AUDIO_TOLERANCE = 0.1           # RMS of the difference / RMS of the original: -20 dB
+AUDIO_FLOOR = 2e-3              # below this RMS a window is near silence; compared absolutely
+MAX_LISTED = 20                 # differences listed in a report (all are counted)
+
+
+@dataclass
+class Comparison:
+    frames: int = 0
+    frames_compared: int = 0
+    worst_block: float = 0.0
+    audio_windows: int = 0
+    worst_audio_ratio: float = 0.0
+    differences: list[str] = field(default_factory=list)
+    count: int = 0
+
+    def differ(self, what: str) -> None:
+        self.count += 1
+        if len(self.differences) < MAX_LISTED:
+            self.differences.append(what)
+
+
+def _video(path: str):
+    with av.open(path) as c:
+        stream = c.streams.video[0]
+        stream.thread_type = "AUTO"
+        for frame in c.decode(stream):
+            yield frame.pts, frame.time_base, frame.to_ndarray(format="rgb24")
+
+
+def compare_video(original_mp4: str, release_mp4: str, masks: list, result: Comparison) -> None:
+    by_frame = {int(m[0]): m for m in masks}
+    release = _video(release_mp4)
+    for index, (pts, time_base, a) in enumerate(_video(original_mp4)):
+        result.frames += 1
+        t_s = float(pts * time_base)
+        got = next(release, None)
+        if got is None:
+            result.differ(f"video: frame {index} ({t_s:.3f} s) and after are missing from the release")
+            return
+        r_pts, _, b = got
+        if r_pts != pts:
+            result.differ(f"video: frame {index} is at {float(r_pts * time_base):.3f} s in the release, "
+                          f"{t_s:.3f} s in the original (a frame dropped, added or moved)")
+            return
+        if a.shape != b.shape:
+            result.differ(f"video: frame {index} is {b.shape[1]}x{b.shape[0]} in the release, "
+                          f"{a.shape[1]}x{a.shape[0]} in the original")
+            return
+        entry = by_frame.get(index)
+        if entry is not None and abs(float(entry[1]) - t_s) > 1e-3:
+            result.differ(f"video: the record's masks for frame {index} are for {entry[1]} s, not {t_s:.3f} s")
+        _compare_frame(a, b, entry[2] if entry is not None else [], index, t_s, result)
+    if next(release, None) is not None:
+        result.differ("video: the release has frames after the original's last")
+
+
+def _compare_frame(a: np.ndarray, b: np.ndarray, boxes: list, index: int, t_s: float, result: Comparison) -> None:
+    height, width = a.shape[:2]
+    keep = np.ones((height, width), bool)
+    for x, y, w, h, *_ in boxes:
+        keep[max(0, y - EDGE_BAND_PX):y + h + EDGE_BAND_PX, max(0, x - EDGE_BAND_PX):x + w + EDGE_BAND_PX] = False
+    diff = np.abs(a.astype(np.int16) - b.astype(np.int16)).mean(axis=2)
+    # Partial blocks at the right and bottom edges are compared too (padded, weighted by area).
+    rows, cols = -(-height // BLOCK_PX), -(-width // BLOCK_PX)
+    pad = ((0, rows * BLOCK_PX - height), (0, cols * BLOCK_PX - width))
+    d = np.pad(diff, pad).reshape(rows, BLOCK_PX, cols, BLOCK_PX)
+    k = np.pad(keep, pad).reshape(rows, BLOCK_PX, cols, BLOCK_PX)
+    area = np.pad(np.ones_like(keep), pad).reshape(rows, BLOCK_PX, cols, BLOCK_PX).sum(axis=(1, 3))
+    means = d.sum(axis=(1, 3)) / area
+    compared = k.sum(axis=(1, 3)) == area           # a block wholly outside every mask and band
+    result.frames_compared += 1
+    if not compared.any():
+        return
+    worst = float(means[compared].max())
+    result.worst_block = max(result.worst_block, worst)
+    if worst > BLOCK_TOLERANCE:
+        ys, xs = np.nonzero(compared & (means > BLOCK_TOLERANCE))
+        x0, y0 = int(xs.min()) * BLOCK_PX, int(ys.min()) * BLOCK_PX
+        x1, y1 = min(width, (int(xs.max()) + 1) * BLOCK_PX), min(height, (int(ys.max()) + 1) * BLOCK_PX)
+        result.differ(f"video: frame {index} ({t_s:.3f} s) changed outside every declared mask in "
+                      f"[{x0}, {y0}, {x1 - x0}, {y1 - y0}] (block difference {worst:.1f} > {BLOCK_TOLERANCE})")
+
+
+def _audio(path: str) -> tuple[int, int, np.ndarray] | None:
+    with av.open(path) as c:
+        if not c.streams.audio:
+            return None
+        stream = c.streams.audio[0]
+        chunks, start = [], None
+        for frame in c.decode(stream):
+            samples = frame.to_ndarray()
+            samples = samples.reshape(-1) if frame.format.is_planar and samples.shape[0] == 1 else samples.mean(axis=0)
+            if start is None:
+                start = frame.pts
+            chunks.append(samples.astype(np.float32))
+        if start is None:
+            return None
+        return stream.rate, start, np.concatenate(chunks)
+
+
+def compare_audio(original_mp4: str, release_mp4: str, spans: list, result: Comparison) -> None:
+    original, release = _audio(original_mp4), _audio(release_mp4)
+    if original is None or release is None:
+        if (original is None) != (release is None):
+            result.differ("audio: one file has sound and the other has none")
+        return
+    (rate, start, a), (r_rate, r_start, b) = original, release
+    if rate != r_rate:
+        result.differ(f"audio: {r_rate} Hz in the release, {rate} Hz in the original")
+        return
+    offset = start - r_start                  # release index of the original's first sample
+    if offset < 0 or offset + len(a) > len(b) + AUDIO_GUARD_SAMPLES:
+        result.differ("audio: the release's sound does not cover the original's (samples dropped or moved)")
+        return
+    b = b[offset:offset + len(a)]
+    skip = np.zeros(len(a), bool)
+    for start_s, end_s, *_ in spans:
+        first = round(start_s * rate) - start - AUDIO_GUARD_SAMPLES
+        last = round(end_s * rate) - start + AUDIO_GUARD_SAMPLES
+        skip[max(0, first):max(0, last)] = True
+    skip[len(b):] = True
+    window = round(AUDIO_WINDOW_S * rate)
+    for first in range(0, len(a) - window + 1, window):
+        if skip[first:first + window].any():
+            continue
+        ref, got = a[first:first + window], b[first:first + window]
+        result.audio_windows += 1
+        ref_rms = float(np.sqrt(np.mean(ref ** 2)))
+        err_rms = float(np.sqrt(np.mean((got - ref) ** 2)))
+        ratio = err_rms / max(ref_rms, AUDIO_FLOOR)
+        result.worst_audio_ratio = max(result.worst_audio_ratio, ratio)
+        if ratio > AUDIO_TOLERANCE:
+            at_s = (start + first) / rate
+            result.differ(f"audio: {at_s:.2f}-{at_s + AUDIO_WINDOW_S:.2f} s changed outside every declared span "
+                          f"(difference {20 * np.log10(max(ratio, 1e-9)):.1f} dB, tolerance -20 dB)")

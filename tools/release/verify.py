@@ -1,0 +1,158 @@
+"""`bwc verify-release`: a release copy checked against its original with public keys
+(and, for evidence storage, the custodian key that decrypts it) — docs/release.md §5.
+
+1. The release record beside the release is signed by the given release key.
+2. The original is the one the record names: from evidence storage, the segments the
+   device signed (their checkpoint hashes) are the record's; from an export, its MP4 and
+   sidecar hash to the record's, and the sidecar names the given device key.
+3. Both are decoded and compared outside the declared masks and spans (tools/release/compare.py).
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+from nacl.signing import VerifyKey
+
+from tools.release.compare import Comparison, compare_audio, compare_video
+from tools.release.files import sha256_file
+from tools.release.record import RecordError, check_signature, read_record
+
+EXIT_HONEST, EXIT_INTEGRITY, EXIT_USAGE, EXIT_EXPORT_ONLY = 0, 1, 2, 3
+
+
+class VerifyReleaseError(Exception):
+    """Cannot be checked (usage, unreadable input); `exit_code` 2."""
+
+
+@dataclass
+class ReleaseReport:
+    release_mp4: str
+    record_path: str
+    original: str = ""
+    original_kind: str = ""                 # "storage" | "export"
+    record_signature: str = "not checked"
+    original_identity: str = "not checked"
+    device_signatures: str = "not checked"
+    comparison: Comparison | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        if self.problems or (self.comparison is not None and self.comparison.count):
+            return EXIT_INTEGRITY
+        return EXIT_HONEST if self.original_kind == "storage" else EXIT_EXPORT_ONLY
+
+
+def verify_release(release_mp4: str, original: str, device_key: VerifyKey, release_key: VerifyKey,
+                   custodian_key_path: str | None = None) -> ReleaseReport:
+    if not os.path.isfile(release_mp4):
+        raise VerifyReleaseError(f"{release_mp4}: no such file")
+    record_path = os.path.splitext(release_mp4)[0] + ".json"
+    report = ReleaseReport(release_mp4, record_path, original=original)
+    try:
+        record = read_record(record_path)
+    except RecordError as exc:
+        raise VerifyReleaseError(f"{exc} (the release record must be beside the release, as bwc redact wrote it)") \
+            from None
+    try:
+        check_signature(record, release_key, record_path)
+        report.record_signature = "valid"
+    except RecordError as exc:
+        report.record_signature = "INVALID"
+        report.problems.append(str(exc))
+        return report     # nothing in an unsigned record can be held against the release
+    if record["release"].get("mp4") != os.path.basename(release_mp4):
+        report.problems.append(f"the record is for {record['release'].get('mp4')!r}, not this file")
+    if _holds_segments(original):
+        with tempfile.TemporaryDirectory(prefix="bwc-verify-release-") as scratch:
+            original_mp4 = _from_storage(original, device_key, custodian_key_path, record, report, scratch)
+            if original_mp4 is not None:
+                _compare(original_mp4, release_mp4, record, report)
+    else:
+        original_mp4 = _from_export(original, device_key, record, report)
+        if original_mp4 is not None:
+            _compare(original_mp4, release_mp4, record, report)
+    return report
+
+
+def _compare(original_mp4: str, release_mp4: str, record: dict, report: ReleaseReport) -> None:
+    report.comparison = comparison = Comparison()
+    try:
+        compare_video(original_mp4, release_mp4, record["masks"], comparison)
+        compare_audio(original_mp4, release_mp4, record["audio_spans"], comparison)
+    except (OSError, ValueError, TypeError, IndexError) as exc:   # av.error.* are OSError/ValueError
+        report.problems.append(f"the media cannot be compared ({exc})")
+    if comparison.frames == 0:
+        report.problems.append("the original has no video frames to compare")
+
+
+def _from_export(original: str, device_key: VerifyKey, record: dict, report: ReleaseReport) -> str | None:
+    report.original_kind = "export"
+    named = record["original"]
+    mp4 = os.path.join(original, named.get("mp4", "")) if os.path.isdir(original) else original
+    if not os.path.isfile(mp4):
+        raise VerifyReleaseError(f"{mp4}: no such file (the record's original is {named.get('mp4')!r})")
+    sidecar = os.path.splitext(mp4)[0] + ".json"
+    if not os.path.isfile(sidecar):
+        raise VerifyReleaseError(f"{sidecar}: no export sidecar beside the original")
+    mismatched = [what for what, path, key in (("MP4", mp4, "mp4_sha256"), ("sidecar", sidecar, "sidecar_sha256"))
+                  if sha256_file(path) != named.get(key)]
+    if mismatched:
+        report.original_identity = "DIFFERENT"
+        report.problems.append(f"the original's {' and '.join(mismatched)} is not the one the release record names")
+        return None
+    try:
+        with open(sidecar, encoding="utf-8") as f:
+            side = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise VerifyReleaseError(f"{sidecar}: not readable ({exc})") from None
+    if side.get("device_key") != bytes(device_key).hex():
+        report.original_identity = "DIFFERENT"
+        report.problems.append("the original was exported from another device's footage than --device-pub")
+        return None
+    report.original_identity = "matches the record"
+    report.device_signatures = "not re-checked (the original is an export; give the evidence storage and --key)"
+    return mp4
+
+
+def _from_storage(storage: str, device_key: VerifyKey, key_path: str | None, record: dict,
+                  report: ReleaseReport, scratch: str) -> str | None:
+    from device.evidence.keys import read_custodian_secret
+    from device.evidence.storage_verify import verify_storage
+    from tools.export import ExportError, export_events
+    report.original_kind = "storage"
+    if key_path is None:
+        raise VerifyReleaseError(f"{storage} is evidence storage: give --key, the custodian key that decrypts it")
+    named = record["original"]
+    events = verify_storage(storage, device_key).events()
+    segments = events.get(named.get("event_id"))
+    if not segments:
+        report.original_identity = "NOT FOUND"
+        report.problems.append(f"event {str(named.get('event_id'))[:8]} is not in {storage} (or not signed by "
+                               "--device-pub)")
+        return None
+    signed = [{"file": s.name, "seq": s.seq, "chunks": s.report.last.chunk_count, "hash": s.report.last.hash.hex()}
+              for s in segments if s.report.last is not None]
+    if signed != named.get("segments"):
+        report.original_identity = "DIFFERENT"
+        report.problems.append("the device-signed segments of the event are not the ones the release record names")
+        return None
+    report.original_identity = "matches the record"
+    report.device_signatures = "valid (every segment of the event)"
+    try:
+        result = export_events(storage, read_custodian_secret(key_path), device_key, os.path.join(scratch, "x"), True)
+    except ExportError as exc:
+        raise VerifyReleaseError(f"cannot decrypt the original: {exc}") from None
+    for event in result.exported:
+        if event.event_id == named["event_id"]:
+            return event.mp4_path
+    report.problems.append("the event could not be exported from the storage")
+    return None
+
+
+def _holds_segments(path: str) -> bool:
+    from device.evidence.format import seq_from_file_name
+    return os.path.isdir(path) and any(seq_from_file_name(n) is not None for n in os.listdir(path))
