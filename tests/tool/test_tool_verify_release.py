@@ -112,7 +112,7 @@ def test_an_undeclared_edit_is_an_integrity_failure(bwc, honest, recording, keys
 def test_a_forged_or_foreign_record_is_refused(bwc, honest, recording, keys, tmp_path):
     mp4, release, _, _ = honest
     record = json.loads(release.with_suffix(".json").read_text())
-    record["masks"] = record["masks"] + [[0, 0.0, [[0, 0, 320, 180, "mask", "region"]]]]   # declare more, unsigned
+    record["masks"][0][2].append([0, 0, 320, 180, "mask", "region"])   # declare more, unsigned
     out = tmp_path / "forged"
     out.mkdir()
     shutil.copy(release, out / release.name)
@@ -121,6 +121,14 @@ def test_a_forged_or_foreign_record_is_refused(bwc, honest, recording, keys, tmp
     assert r.returncode == 1 and "signature does not hold" in r.stdout, str(r)
     r = _verify(bwc, release, mp4, recording, keys, "theirs")
     assert r.returncode == 1 and "another release key" in r.stdout, str(r)
+
+
+def test_a_record_that_is_not_one_is_an_integrity_failure(bwc, honest, recording, keys, tmp_path):
+    mp4, release, _, _ = honest
+    shutil.copy(release, tmp_path / release.name)
+    (tmp_path / release.with_suffix(".json").name).write_text('{"format": "openbwc-release-record", "version": 1}')
+    r = _verify(bwc, tmp_path / release.name, mp4, recording, keys)
+    assert r.returncode == 1 and "unexpected or missing members" in r.stdout, str(r)
 
 
 def test_the_wrong_original_is_named_as_such(bwc, honest, export_pinned, recording, keys):

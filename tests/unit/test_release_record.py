@@ -72,3 +72,18 @@ def test_a_repeated_member_is_refused():
     text = VECTOR.read_text().replace('"reason": ', '"reason": "something else",\n  "reason": ', 1)
     with pytest.raises(RecordError, match="not a JSON release record"):
         parse_record(text.encode(), "r.json")
+
+
+@pytest.mark.parametrize("masks", [
+    [[15, 0.5, [[-10, 10, 40, 40, "blur", "region"]]]],
+    [[15, 0.5, [[10, 10, 0, 40, "blur", "region"]]]],
+    [[15, 0.5, [[10, 10, 40, 40, "smudge", "region"]]]],
+    [[16, 0.5, []], [15, 0.4, []]],
+    [[15, float("nan"), []]],
+    {"15": []},
+])
+def test_masks_that_could_be_read_two_ways_are_refused(masks):
+    record = json.loads(VECTOR.read_text())
+    record["masks"] = masks
+    with pytest.raises(RecordError, match="masks|not a JSON release record"):
+        parse_record(json.dumps(record).encode(), "r.json")

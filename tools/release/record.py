@@ -56,11 +56,51 @@ def parse_record(raw: bytes, source: str) -> dict:
         raise RecordError(f"{source}: not a JSON release record") from None
     if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT:
         raise RecordError(f"{source}: not an OpenBWC release record")
-    if record.get("version") != RECORD_VERSION or record.get("kind") != "release":
+    if record.get("version") != RECORD_VERSION or isinstance(record.get("version"), bool):
         raise RecordError(f"{source}: release record version {record.get('version')!r} is not supported")
-    if set(record) != _MEMBERS | {"signature"}:
+    if set(record) != _MEMBERS | {"signature"} or record["kind"] != "release":
         raise RecordError(f"{source}: unexpected or missing members")
+    problem = _masks_problem(record["masks"]) or _spans_problem(record["audio_spans"])
+    if problem:
+        raise RecordError(f"{source}: {problem}")
     return record
+
+
+def _count(value: object, least: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and least <= value <= 10**9
+
+
+def _seconds(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 10**7
+
+
+def _masks_problem(masks: object) -> str | None:
+    """What a verifier holds the release to must mean one thing: [index, pts_s, boxes] with
+    whole-pixel boxes inside the first quadrant, in increasing frame order."""
+    if not isinstance(masks, list):
+        return "masks must be a list"
+    last = -1
+    for entry in masks:
+        if not (isinstance(entry, list) and len(entry) == 3 and _count(entry[0]) and _seconds(entry[1])
+                and isinstance(entry[2], list) and entry[0] > last):
+            return "masks: an entry is not [frame_index, pts_s, boxes] in increasing frame order"
+        last = entry[0]
+        for box in entry[2]:
+            if not (isinstance(box, list) and len(box) == 6 and all(_count(v) for v in box[:2])
+                    and all(_count(v, 1) for v in box[2:4]) and box[4] in ("blur", "mask")
+                    and box[5] in ("region", "face")):
+                return f"masks: frame {entry[0]}: a box is not [x, y, w, h, style, source]"
+    return None
+
+
+def _spans_problem(spans: object) -> str | None:
+    if not isinstance(spans, list):
+        return "audio_spans must be a list"
+    for span in spans:
+        if not (isinstance(span, list) and len(span) == 3 and _seconds(span[0]) and _seconds(span[1])
+                and span[0] < span[1] and span[2] in ("mute", "tone")):
+            return "audio_spans: an entry is not [start_s, end_s, mode] with start_s < end_s"
+    return None
 
 
 def check_signature(record: dict, release_key: VerifyKey, source: str) -> None:

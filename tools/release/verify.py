@@ -52,12 +52,11 @@ def verify_release(release_mp4: str, original: str, device_key: VerifyKey, relea
         raise VerifyReleaseError(f"{release_mp4}: no such file")
     record_path = os.path.splitext(release_mp4)[0] + ".json"
     report = ReleaseReport(release_mp4, record_path, original=original)
+    if not os.path.isfile(record_path):
+        raise VerifyReleaseError(f"{record_path}: no release record (it must be beside the release, as bwc redact "
+                                 "wrote it)")
     try:
         record = read_record(record_path)
-    except RecordError as exc:
-        raise VerifyReleaseError(f"{exc} (the release record must be beside the release, as bwc redact wrote it)") \
-            from None
-    try:
         check_signature(record, release_key, record_path)
         report.record_signature = "valid"
     except RecordError as exc:
