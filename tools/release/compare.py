@@ -20,6 +20,8 @@ BLOCK_TOLERANCE = 8.0           # mean |difference| per block, of 255; honest CR
 AUDIO_WINDOW_S = 0.1
 AUDIO_GUARD_SAMPLES = 2048      # AAC's overlapping windows smear an edit over a frame either side
 AUDIO_TOLERANCE = 0.1           # RMS of the difference / RMS of the original: -20 dB
+AUDIO_LAG_SAMPLES = 1024        # how far from its timestamps a release's sound may lie
+AUDIO_LAG_PROBE_S = 2.0         # the stretch of sound the lag is measured on
 AUDIO_FLOOR = 2e-3              # below this RMS a window is near silence; compared absolutely
 MAX_LISTED = 20                 # differences listed in a report (all are counted)
 
@@ -129,16 +131,19 @@ def compare_audio(original_mp4: str, release_mp4: str, spans: list, result: Comp
     if rate != r_rate:
         result.differ(f"audio: {r_rate} Hz in the release, {rate} Hz in the original")
         return
-    offset = start - r_start                  # release index of the original's first sample
-    if offset < 0 or offset + len(a) > len(b) + AUDIO_GUARD_SAMPLES:
-        result.differ("audio: the release's sound does not cover the original's (samples dropped or moved)")
-        return
-    b = b[offset:offset + len(a)]
     skip = np.zeros(len(a), bool)
     for start_s, end_s, *_ in spans:
         first = round(start_s * rate) - start - AUDIO_GUARD_SAMPLES
         last = round(end_s * rate) - start + AUDIO_GUARD_SAMPLES
         skip[max(0, first):max(0, last)] = True
+    # The release index of the original's first sample: by timestamps, then the lag within
+    # one AAC frame either way that matches best (the MP4 edit list of an encoder's
+    # priming can move the decoded timestamps off the samples by a few; docs/release.md §5).
+    offset = _best_lag(a, b, skip, start - r_start, rate)
+    if offset < 0 or offset + len(a) > len(b) + AUDIO_GUARD_SAMPLES:
+        result.differ("audio: the release's sound does not cover the original's (samples dropped or moved)")
+        return
+    b = b[offset:offset + len(a)]
     skip[len(b):] = True
     window = round(AUDIO_WINDOW_S * rate)
     for first in range(0, len(a) - window + 1, window):
@@ -154,3 +159,22 @@ def compare_audio(original_mp4: str, release_mp4: str, spans: list, result: Comp
             at_s = (start + first) / rate
             result.differ(f"audio: {at_s:.2f}-{at_s + AUDIO_WINDOW_S:.2f} s changed outside every declared span "
                           f"(difference {20 * np.log10(max(ratio, 1e-9)):.1f} dB, tolerance -20 dB)")
+
+
+def _best_lag(a: np.ndarray, b: np.ndarray, skip: np.ndarray, by_timestamps: int, rate: int) -> int:
+    """The release index of the original's first sample, within AUDIO_LAG_SAMPLES of what
+    the timestamps say: where the first undeclared stretch of AUDIO_LAG_PROBE_S with sound
+    in it matches best (cross-correlation by FFT). Silence gives no lag: timestamps hold."""
+    probe = min(round(AUDIO_LAG_PROBE_S * rate), len(a) // 2)
+    for first in range(0, max(0, len(a) - probe), probe):
+        ref = a[first:first + probe]
+        if skip[first:first + probe].any() or np.sqrt(np.mean(ref ** 2)) < AUDIO_FLOOR:
+            continue
+        lo = first + by_timestamps - AUDIO_LAG_SAMPLES
+        if lo < 0 or lo + probe + 2 * AUDIO_LAG_SAMPLES > len(b):
+            continue
+        seg = b[lo:lo + probe + 2 * AUDIO_LAG_SAMPLES]
+        n = 1 << int(np.ceil(np.log2(len(seg) + probe)))
+        corr = np.fft.irfft(np.fft.rfft(seg, n) * np.conj(np.fft.rfft(ref, n)), n)[:2 * AUDIO_LAG_SAMPLES + 1]
+        return by_timestamps - AUDIO_LAG_SAMPLES + int(np.argmax(corr))
+    return by_timestamps
