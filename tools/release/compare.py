@@ -136,6 +136,9 @@ def compare_audio(original_mp4: str, release_mp4: str, spans: list, result: Comp
         first = round(start_s * rate) - start - AUDIO_GUARD_SAMPLES
         last = round(end_s * rate) - start + AUDIO_GUARD_SAMPLES
         skip[max(0, first):max(0, last)] = True
+    # The track's own start and end are edges too: the encoder starts and ends cold there.
+    skip[:AUDIO_GUARD_SAMPLES] = True
+    skip[max(0, len(a) - AUDIO_GUARD_SAMPLES):] = True
     # The release index of the original's first sample: by timestamps, then the lag within
     # one AAC frame either way that matches best (the MP4 edit list of an encoder's
     # priming can move the decoded timestamps off the samples by a few; docs/release.md §5).
@@ -166,7 +169,7 @@ def _best_lag(a: np.ndarray, b: np.ndarray, skip: np.ndarray, by_timestamps: int
     the timestamps say: where the first undeclared stretch of AUDIO_LAG_PROBE_S with sound
     in it matches best (cross-correlation by FFT). Silence gives no lag: timestamps hold."""
     probe = min(round(AUDIO_LAG_PROBE_S * rate), len(a) // 2)
-    for first in range(0, max(0, len(a) - probe), probe):
+    for first in range(0, len(a) - probe + 1, AUDIO_LAG_SAMPLES):
         ref = a[first:first + probe]
         if skip[first:first + probe].any() or np.sqrt(np.mean(ref ** 2)) < AUDIO_FLOOR:
             continue
