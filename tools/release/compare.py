@@ -9,6 +9,7 @@ compared in 0.1 s windows outside the declared spans (and one AAC frame either s
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import av
@@ -79,21 +80,28 @@ def compare_video(original_mp4: str, release_mp4: str, masks: list, result: Comp
 
 def _compare_frame(a: np.ndarray, b: np.ndarray, boxes: list, index: int, t_s: float, result: Comparison) -> None:
     height, width = a.shape[:2]
-    keep = np.ones((height, width), bool)
-    for x, y, w, h, *_ in boxes:
-        keep[max(0, y - EDGE_BAND_PX):y + h + EDGE_BAND_PX, max(0, x - EDGE_BAND_PX):x + w + EDGE_BAND_PX] = False
-    diff = np.abs(a.astype(np.int16) - b.astype(np.int16)).mean(axis=2)
-    # Partial blocks at the right and bottom edges are compared too (padded, weighted by area).
     rows, cols = -(-height // BLOCK_PX), -(-width // BLOCK_PX)
-    pad = ((0, rows * BLOCK_PX - height), (0, cols * BLOCK_PX - width))
-    d = np.pad(diff, pad).reshape(rows, BLOCK_PX, cols, BLOCK_PX)
-    k = np.pad(keep, pad).reshape(rows, BLOCK_PX, cols, BLOCK_PX)
-    area = np.pad(np.ones_like(keep), pad).reshape(rows, BLOCK_PX, cols, BLOCK_PX).sum(axis=(1, 3))
-    means = d.sum(axis=(1, 3)) / area
-    compared = k.sum(axis=(1, 3)) == area           # a block wholly outside every mask and band
+    # A block is compared only if none of its pixels is in a mask or the band around it.
+    compared = np.ones((rows, cols), bool)
+    for x, y, w, h, *_ in boxes:
+        x0, y0 = max(0, x - EDGE_BAND_PX), max(0, y - EDGE_BAND_PX)
+        x1, y1 = min(width, x + w + EDGE_BAND_PX), min(height, y + h + EDGE_BAND_PX)
+        if x1 > x0 and y1 > y0:
+            compared[y0 // BLOCK_PX:(y1 - 1) // BLOCK_PX + 1, x0 // BLOCK_PX:(x1 - 1) // BLOCK_PX + 1] = False
     result.frames_compared += 1
     if not compared.any():
         return
+    # Integer sums, no float per pixel: a row of a block and its channels are one run of
+    # BLOCK_PX * channels values in the packed RGB frame, so rows are added first (along
+    # contiguous memory), then each run.
+    channels = a.shape[2]
+    diff = np.abs(np.subtract(a, b, dtype=np.int16))
+    if rows * BLOCK_PX != height or cols * BLOCK_PX != width:
+        diff = np.pad(diff, ((0, rows * BLOCK_PX - height), (0, cols * BLOCK_PX - width), (0, 0)))
+    run = BLOCK_PX * channels
+    sums = (diff.reshape(rows, BLOCK_PX, cols * run).sum(axis=1, dtype=np.int32)
+            .reshape(rows, cols, run).sum(axis=2))
+    means = sums / (_block_area(height, width) * channels)   # blocks cut by an edge: their pixels only
     worst = float(means[compared].max())
     result.worst_block = max(result.worst_block, worst)
     if worst > BLOCK_TOLERANCE:
@@ -102,6 +110,14 @@ def _compare_frame(a: np.ndarray, b: np.ndarray, boxes: list, index: int, t_s: f
         x1, y1 = min(width, (int(xs.max()) + 1) * BLOCK_PX), min(height, (int(ys.max()) + 1) * BLOCK_PX)
         result.differ(f"video: frame {index} ({t_s:.3f} s) changed outside every declared mask in "
                       f"[{x0}, {y0}, {x1 - x0}, {y1 - y0}] (block difference {worst:.1f} > {BLOCK_TOLERANCE})")
+
+
+@functools.lru_cache(maxsize=8)
+def _block_area(height: int, width: int) -> np.ndarray:
+    """Pixels of the frame in each block (fewer in blocks cut by the right or bottom edge)."""
+    rows_px = np.minimum(BLOCK_PX, height - np.arange(0, height, BLOCK_PX))
+    cols_px = np.minimum(BLOCK_PX, width - np.arange(0, width, BLOCK_PX))
+    return np.outer(rows_px, cols_px)
 
 
 def _audio(path: str) -> tuple[int, int, np.ndarray] | None:
