@@ -87,3 +87,12 @@ def test_masks_that_could_be_read_two_ways_are_refused(masks):
     record["masks"] = masks
     with pytest.raises(RecordError, match="masks|not a JSON release record"):
         parse_record(json.dumps(record).encode(), "r.json")
+
+
+@pytest.mark.parametrize("member, value", [("release", []), ("release", {"mp4": 3}), ("original", "x"),
+                                           ("original", {"mp4": "a.mp4", "event_id": "e", "segments": {}})])
+def test_members_read_as_objects_must_be_objects(member, value):
+    record = json.loads(VECTOR.read_text())
+    record[member] = value
+    with pytest.raises(RecordError, match=member):
+        parse_record(json.dumps(record).encode(), "r.json")

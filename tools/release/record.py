@@ -60,7 +60,8 @@ def parse_record(raw: bytes, source: str) -> dict:
         raise RecordError(f"{source}: release record version {record.get('version')!r} is not supported")
     if set(record) != _MEMBERS | {"signature"} or record["kind"] != "release":
         raise RecordError(f"{source}: unexpected or missing members")
-    problem = _masks_problem(record["masks"]) or _spans_problem(record["audio_spans"])
+    problem = (_shape_problem(record) or _masks_problem(record["masks"])
+               or _spans_problem(record["audio_spans"]))
     if problem:
         raise RecordError(f"{source}: {problem}")
     return record
@@ -72,6 +73,17 @@ def _count(value: object, least: int = 0) -> bool:
 
 def _seconds(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 10**7
+
+
+def _shape_problem(record: dict) -> str | None:
+    """The members a verifier reads as objects, names and lists are those."""
+    release, original = record["release"], record["original"]
+    if not isinstance(release, dict) or not isinstance(release.get("mp4"), str):
+        return "release must be an object naming its mp4"
+    if not isinstance(original, dict) or not isinstance(original.get("mp4"), str) \
+            or not isinstance(original.get("event_id"), str) or not isinstance(original.get("segments"), list):
+        return "original must be an object with its mp4, event_id and segments"
+    return None
 
 
 def _masks_problem(masks: object) -> str | None:
