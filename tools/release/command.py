@@ -26,6 +26,12 @@ def run(args) -> int:
     except (RedactError, PlanError, KeyFileError) as exc:
         print(f"bwc redact: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    print(f"release copy: {released.mp4_path} ({released.frames} frames, {released.masked_frames} with something hidden)")
+    cut = f", {released.frames_cut} cut" if released.frames_cut else ""
+    print(f"release copy: {released.mp4_path} ({released.frames} frames of the original{cut}, "
+          f"{released.masked_frames} with something hidden)")
+    if released.tracks_lost_frames:
+        # The mask stayed where the target was last seen: a reviewer should look at those frames.
+        print(f"note: a tracked region lost its target in {released.tracks_lost_frames} frames and kept its last "
+              "box there; check the release's masks")
     print(f"release record: {released.record_path} (signed with the release key)")
     return EXIT_OK

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 import av
 import numpy as np
 
+from tools.release import cuts
+
 BLOCK_PX = 16
 EDGE_BAND_PX = 16
 BLOCK_TOLERANCE = 8.0           # mean |difference| per block, of 255; honest CRF 16 releases stay under ~5
@@ -31,6 +33,8 @@ MAX_LISTED = 20                 # differences listed in a report (all are counte
 class Comparison:
     frames: int = 0
     frames_compared: int = 0
+    frames_cut: int = 0             # original frames a declared cut removes
+    marker_frames: int = 0          # release frames that are a cut's marker
     worst_block: float = 0.0
     audio_windows: int = 0
     worst_audio_ratio: float = 0.0
@@ -51,20 +55,29 @@ def _video(path: str):
             yield frame.pts, frame.time_base, frame.to_ndarray(format="rgb24")
 
 
-def compare_video(original_mp4: str, release_mp4: str, masks: list, result: Comparison) -> None:
+def compare_video(original_mp4: str, release_mp4: str, masks: list, result: Comparison,
+                  spans: list | None = None) -> None:
+    """`spans`: the cut table (tools/release/cuts.py); the original's frames a cut removes
+    are not looked for, the release's marker frames are passed over, and every other frame
+    is expected at its original timestamp plus the offset of the cuts before it."""
+    spans = spans or []
     by_frame = {int(m[0]): m for m in masks}
-    release = _video(release_mp4)
+    release = _release_frames(_video(release_mp4), spans, result)
     for index, (pts, time_base, a) in enumerate(_video(original_mp4)):
         result.frames += 1
         t_s = float(pts * time_base)
+        offset = cuts.video_offset(spans, pts)
+        if offset is None:
+            result.frames_cut += 1
+            continue
         got = next(release, None)
         if got is None:
             result.differ(f"video: frame {index} ({t_s:.3f} s) and after are missing from the release")
             return
         r_pts, _, b = got
-        if r_pts != pts:
+        if r_pts != pts + offset:
             result.differ(f"video: frame {index} is at {float(r_pts * time_base):.3f} s in the release, "
-                          f"{t_s:.3f} s in the original (a frame dropped, added or moved)")
+                          f"{float((pts + offset) * time_base):.3f} s expected (a frame dropped, added or moved)")
             return
         if a.shape != b.shape:
             result.differ(f"video: frame {index} is {b.shape[1]}x{b.shape[0]} in the release, "
@@ -76,6 +89,19 @@ def compare_video(original_mp4: str, release_mp4: str, masks: list, result: Comp
         _compare_frame(a, b, entry[2] if entry is not None else [], index, t_s, result)
     if next(release, None) is not None:
         result.differ("video: the release has frames after the original's last")
+        return
+    expected_markers = sum(s.marker_frames for s in spans)
+    if result.marker_frames != expected_markers:
+        result.differ(f"video: {result.marker_frames} cut-marker frames in the release, {expected_markers} declared")
+
+
+def _release_frames(frames, spans: list, result: Comparison):
+    """The release's frames less its cut markers (counted)."""
+    for pts, time_base, rgb in frames:
+        if cuts.in_marker(spans, pts):
+            result.marker_frames += 1
+            continue
+        yield pts, time_base, rgb
 
 
 def _compare_frame(a: np.ndarray, b: np.ndarray, boxes: list, index: int, t_s: float, result: Comparison) -> None:
@@ -137,7 +163,10 @@ def _audio(path: str) -> tuple[int, int, np.ndarray] | None:
         return stream.rate, start, np.concatenate(chunks)
 
 
-def compare_audio(original_mp4: str, release_mp4: str, spans: list, result: Comparison) -> None:
+def compare_audio(original_mp4: str, release_mp4: str, spans: list, result: Comparison,
+                  cut_spans: list | None = None, video_time_base=None) -> None:
+    """`cut_spans` (with the video's time base): the sound of a cut's removed frames is not
+    looked for, and everything after is expected moved by the cut's offset."""
     original, release = _audio(original_mp4), _audio(release_mp4)
     if original is None or release is None:
         if (original is None) != (release is None):
@@ -155,15 +184,24 @@ def compare_audio(original_mp4: str, release_mp4: str, spans: list, result: Comp
     # The track's own start and end are edges too: the encoder starts and ends cold there.
     skip[:AUDIO_GUARD_SAMPLES] = True
     skip[max(0, len(a) - AUDIO_GUARD_SAMPLES):] = True
+    # Cuts: removed samples are skipped with a guard either side (the encoder meets a new
+    # sound there), and each sample after a cut is looked for moved by its offset.
+    shift = np.zeros(len(a), np.int64)
+    for first, end, after in cuts.audio_ranges(cut_spans or [], video_time_base, rate):
+        lo, hi = first - start, end - start
+        skip[max(0, lo - AUDIO_GUARD_SAMPLES):max(0, hi + AUDIO_GUARD_SAMPLES)] = True
+        shift[max(0, hi):] = after
     # The release index of the original's first sample: by timestamps, then the lag within
     # one AAC frame either way that matches best (the MP4 edit list of an encoder's
     # priming can move the decoded timestamps off the samples by a few; docs/release.md §5).
-    offset = _best_lag(a, b, skip, start - r_start, rate)
-    if offset < 0 or offset + len(a) > len(b) + AUDIO_GUARD_SAMPLES:
+    lag = _best_lag(a, b, skip, start - r_start, shift, rate)
+    where = np.arange(len(a), dtype=np.int64) + (start - r_start + lag) + shift
+    outside = (where < 0) | (where >= len(b))
+    if (outside & ~skip).any():
         result.differ("audio: the release's sound does not cover the original's (samples dropped or moved)")
         return
-    b = b[offset:offset + len(a)]
-    skip[len(b):] = True
+    skip |= outside
+    b = b[np.clip(where, 0, max(0, len(b) - 1))] if len(b) else np.zeros(len(a), np.float32)
     window = round(AUDIO_WINDOW_S * rate)
     for first in range(0, len(a) - window + 1, window):
         if skip[first:first + window].any():
@@ -180,20 +218,26 @@ def compare_audio(original_mp4: str, release_mp4: str, spans: list, result: Comp
                           f"(difference {20 * np.log10(max(ratio, 1e-9)):.1f} dB, tolerance -20 dB)")
 
 
-def _best_lag(a: np.ndarray, b: np.ndarray, skip: np.ndarray, by_timestamps: int, rate: int) -> int:
-    """The release index of the original's first sample, within AUDIO_LAG_SAMPLES of what
-    the timestamps say: where the first undeclared stretch of AUDIO_LAG_PROBE_S with sound
+def _best_lag(a: np.ndarray, b: np.ndarray, skip: np.ndarray, by_timestamps: int, shift: np.ndarray,
+              rate: int) -> int:
+    """How far the release's sound lies from where the timestamps (and cuts) put it, within
+    AUDIO_LAG_SAMPLES: where the first undeclared stretch of AUDIO_LAG_PROBE_S with sound
     in it matches best (cross-correlation by FFT). Silence gives no lag: timestamps hold."""
     probe = min(round(AUDIO_LAG_PROBE_S * rate), len(a) // 2)
     for first in range(0, len(a) - probe + 1, AUDIO_LAG_SAMPLES):
         ref = a[first:first + probe]
-        if skip[first:first + probe].any() or np.sqrt(np.mean(ref ** 2)) < AUDIO_FLOOR:
+        if probe == 0 or skip[first:first + probe].any() or np.sqrt(np.mean(ref ** 2)) < AUDIO_FLOOR:
             continue
-        lo = first + by_timestamps - AUDIO_LAG_SAMPLES
+        lo = first + by_timestamps + int(shift[first]) - AUDIO_LAG_SAMPLES
         if lo < 0 or lo + probe + 2 * AUDIO_LAG_SAMPLES > len(b):
             continue
         seg = b[lo:lo + probe + 2 * AUDIO_LAG_SAMPLES]
         n = 1 << int(np.ceil(np.log2(len(seg) + probe)))
         corr = np.fft.irfft(np.fft.rfft(seg, n) * np.conj(np.fft.rfft(ref, n)), n)[:2 * AUDIO_LAG_SAMPLES + 1]
-        return by_timestamps - AUDIO_LAG_SAMPLES + int(np.argmax(corr))
-    return by_timestamps
+        # A steady tone correlates as well one period away: of the lags within 0.1 % of the
+        # best, the one nearest the timestamps' pairing (an honest release is off by a few
+        # samples at most, never by whole periods).
+        lags = np.arange(-AUDIO_LAG_SAMPLES, AUDIO_LAG_SAMPLES + 1)
+        near_best = lags[corr >= corr.max() - 1e-3 * abs(corr.max())]
+        return int(near_best[np.argmin(np.abs(near_best))])
+    return 0

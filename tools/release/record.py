@@ -20,7 +20,7 @@ RECORD_VERSION = 1
 RECORD_DOMAIN = b"OBWC-v1-release-record\x00"
 RECORD_MAX_BYTES = 64 * 1024 * 1024     # masks of every frame of hours of footage fit well within
 _MEMBERS = {"format", "version", "kind", "release", "released_by", "reason", "statement", "release_key",
-            "original", "operations", "masks", "audio_spans", "context", "tool"}
+            "original", "operations", "masks", "audio_spans", "cuts", "context", "tool"}
 
 
 class RecordError(ValueError):
@@ -61,7 +61,7 @@ def parse_record(raw: bytes, source: str) -> dict:
     if set(record) != _MEMBERS | {"signature"} or record["kind"] != "release":
         raise RecordError(f"{source}: unexpected or missing members")
     problem = (_shape_problem(record) or _masks_problem(record["masks"])
-               or _spans_problem(record["audio_spans"]))
+               or _spans_problem(record["audio_spans"]) or _cuts_problem(record["cuts"]))
     if problem:
         raise RecordError(f"{source}: {problem}")
     return record
@@ -113,6 +113,31 @@ def _spans_problem(spans: object) -> str | None:
                 and span[0] < span[1] and span[2] in ("mute", "tone")):
             return "audio_spans: an entry is not [start_s, end_s, mode] with start_s < end_s"
     return None
+
+
+_CUT_KEYS = {"start_s", "end_s", "reason", "removed_s", "marker_s", "offset_s"}
+
+
+def _cuts_problem(cuts: object) -> str | None:
+    """Each cut: the plan's span and reason, and where it lies in both files, in order."""
+    if not isinstance(cuts, list):
+        return "cuts must be a list"
+    last_end = -1.0
+    for cut in cuts:
+        if not (isinstance(cut, dict) and set(cut) == _CUT_KEYS and _seconds(cut["start_s"])
+                and _seconds(cut["end_s"]) and cut["start_s"] < cut["end_s"] and cut["start_s"] >= last_end
+                and isinstance(cut["reason"], str) and cut["reason"].strip()
+                and _pair(cut["removed_s"], strict=False) and _pair(cut["marker_s"], strict=True)
+                and isinstance(cut["offset_s"], (int, float)) and not isinstance(cut["offset_s"], bool)
+                and abs(cut["offset_s"]) <= 10**7):
+            return "cuts: an entry is not {start_s, end_s, reason, removed_s, marker_s, offset_s} in order"
+        last_end = cut["end_s"]
+    return None
+
+
+def _pair(value: object, strict: bool) -> bool:
+    return (isinstance(value, list) and len(value) == 2 and all(_seconds(v) for v in value)
+            and (value[0] < value[1] if strict else value[0] <= value[1]))
 
 
 def check_signature(record: dict, release_key: VerifyKey, source: str) -> None:

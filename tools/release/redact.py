@@ -15,6 +15,8 @@ from datetime import datetime, timezone
 from nacl.signing import SigningKey
 
 from tools.release import context
+from tools.release.cuts import CUT_MARKER_S
+from tools.release.tracking import tracker_version
 from tools.release.media import VIDEO_CRF, redact_media
 from tools.release.files import sha256_file
 from tools.release.plan import Plan, PlanError, check_against_event
@@ -46,6 +48,8 @@ class Released:
     record_path: str
     frames: int
     masked_frames: int
+    frames_cut: int = 0
+    tracks_lost_frames: int = 0
 
 
 def load_original(mp4_path: str) -> Original:
@@ -96,13 +100,10 @@ def redact(original: Original, plan: Plan, plan_path: str, key: SigningKey, out_
     side = original.sidecar
     check_against_event(plan, float(side["media_s"]), int(side["video"]["width"]), int(side["video"]["height"]),
                         plan_path)
-    if plan.cuts:
-        raise PlanError(f"{plan_path}: [[cut]] is not supported by this version of bwc redact yet; "
-                        "mask and mute the span instead")
-    if any(r.track for r in plan.regions):
-        raise PlanError(f"{plan_path}: [[region]] track = true is not supported by this version yet")
     if plan.faces.enabled:
         raise PlanError(f"{plan_path}: [faces] is not supported by this version of bwc redact yet")
+    if plan.cuts or any(r.track for r in plan.regions):
+        _require_opencv(plan_path)
     storage = inside_evidence_storage(out_dir)
     if storage is not None:
         raise RedactError(f"{out_dir}: inside evidence storage ({storage}); a release copy is never written there")
@@ -122,6 +123,7 @@ def redact(original: Original, plan: Plan, plan_path: str, key: SigningKey, out_
             "operations": _operations(plan),
             "masks": result.masks,
             "audio_spans": [[a.start_s, a.end_s, a.mode] for a in plan.audio],
+            "cuts": result.cuts,
             "context": context.timeline(side),
             "tool": _tool_version(),
         }
@@ -130,7 +132,16 @@ def redact(original: Original, plan: Plan, plan_path: str, key: SigningKey, out_
         with open(path, "wb") as f:
             f.write(record_bytes(record))
         published = publish(staging.files, out_dir)
-    return Released(published[0], published[1], result.frames, len(result.masks))
+    return Released(published[0], published[1], result.frames, len(result.masks), result.frames_cut,
+                    result.frames_track_lost)
+
+
+def _require_opencv(plan_path: str) -> None:
+    """Tracking and the cut marker need OpenCV, an optional dependency (the camera never does)."""
+    try:
+        import cv2  # noqa: F401
+    except ImportError:
+        raise RedactError(f"{plan_path}: tracking and cuts need OpenCV: pip install 'openbwc[release]'") from None
 
 
 def _original_identity(original: Original) -> dict:
@@ -145,9 +156,12 @@ def _original_identity(original: Original) -> dict:
 
 def _operations(plan: Plan) -> list[dict]:
     ops = [{"op": "region", "start_s": r.start_s, "end_s": r.end_s, "box": list(r.box), "style": r.style,
-            "track": r.track, "label": r.label} for r in plan.regions]
+            "track": r.track, "tracker": tracker_version() if r.track else None, "label": r.label}
+           for r in plan.regions]
     ops += [{"op": "audio", "start_s": a.start_s, "end_s": a.end_s, "mode": a.mode,
              "tone_hz": a.tone_hz if a.mode == "tone" else None, "label": a.label} for a in plan.audio]
+    ops += [{"op": "cut", "start_s": c.start_s, "end_s": c.end_s, "reason": c.reason, "marker_s": CUT_MARKER_S}
+            for c in sorted(plan.cuts, key=lambda c: c.start_s)]
     return ops
 
 

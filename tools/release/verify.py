@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 
 from nacl.signing import VerifyKey
 
+from tools.release import cuts
 from tools.release.compare import Comparison, compare_audio, compare_video
+from tools.release.plan import Cut
 from tools.release.files import sha256_file
 from tools.release.record import RecordError, check_signature, read_record
 
@@ -80,12 +82,41 @@ def verify_release(release_mp4: str, original: str, device_key: VerifyKey, relea
 def _compare(original_mp4: str, release_mp4: str, record: dict, report: ReleaseReport) -> None:
     report.comparison = comparison = Comparison()
     try:
-        compare_video(original_mp4, release_mp4, record["masks"], comparison)
-        compare_audio(original_mp4, release_mp4, record["audio_spans"], comparison)
+        spans, time_base = _cut_spans(original_mp4, record, report)
+        if spans is None:
+            return
+        compare_video(original_mp4, release_mp4, record["masks"], comparison, spans)
+        compare_audio(original_mp4, release_mp4, record["audio_spans"], comparison, spans, time_base)
     except (OSError, ValueError, TypeError, IndexError) as exc:   # av.error.* are OSError/ValueError
         report.problems.append(f"the media cannot be compared ({exc})")
     if comparison.frames == 0:
         report.problems.append("the original has no video frames to compare")
+
+
+def _cut_spans(original_mp4: str, record: dict, report: ReleaseReport):
+    """The cut table recomputed from the record's cut operations and the original's frame
+    timestamps (docs/release.md §5): the record's `cuts` must be exactly that."""
+    import av
+    declared = [op for op in record["operations"] if isinstance(op, dict) and op.get("op") == "cut"]
+    with av.open(original_mp4) as c:
+        stream = c.streams.video[0]
+        time_base, rate = stream.time_base, stream.average_rate
+        pts = sorted(p.pts for p in c.demux(stream) if p.pts is not None) if declared else []
+    try:
+        plan_cuts = tuple(Cut(float(op["start_s"]), float(op["end_s"]), str(op["reason"])) for op in declared)
+        markers = {float(op["marker_s"]) for op in declared}
+    except (KeyError, TypeError, ValueError):
+        report.problems.append("the record's cut operations are malformed")
+        return None, time_base
+    if len(markers) > 1 or any(not 0 < m <= 60 for m in markers):
+        report.problems.append("the record's cut markers are not one length of up to 60 s")
+        return None, time_base
+    spans = cuts.plan_cuts(plan_cuts, pts, time_base, cuts.frame_ticks(pts, time_base, rate),
+                           markers.pop() if markers else cuts.CUT_MARKER_S)
+    if cuts.record_entries(spans, time_base) != record["cuts"]:
+        report.problems.append("the record's cuts are not where its cut operations put them on this original")
+        return None, time_base
+    return spans, time_base
 
 
 def _from_export(original: str, device_key: VerifyKey, record: dict, report: ReleaseReport) -> str | None:

@@ -39,6 +39,8 @@ def run(args) -> int:
               f"masks {c.worst_block:.1f} of tolerance 8.0")
         print(f"  audio              {c.audio_windows} windows compared; worst difference "
               f"{c.worst_audio_ratio:.3f} of tolerance 0.100")
+        if c.frames_cut or c.marker_frames:
+            print(f"  cuts               {c.frames_cut} frames cut as declared, {c.marker_frames} cut-marker frames")
         for line in c.differences:
             print(f"  CHANGED            {line}")
         if c.count > len(c.differences):

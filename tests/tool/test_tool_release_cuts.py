@@ -1,0 +1,109 @@
+"""Cuts and tracked regions in a release copy (docs/release.md §3, §5): a cut leaves its frames
+and sound out and shows a marker in their place, the record says where, and verify-release
+accepts exactly that and nothing else."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import av
+import numpy as np
+import pytest
+
+from device.evidence.keys import read_release_secret
+from tools.release.media import redact_media
+from tools.release.plan import parse_plan
+from tools.release.record import record_bytes, sign_record
+
+pytestmark = pytest.mark.tool
+
+HEAD = 'version = 1\n[release]\nreleased_by = "R. Officer"\nreason = "court order 17"\n'
+MARKER_FRAMES = 20            # 2 s of marker at the tool recording's 10 fps
+
+
+@pytest.fixture(scope="module")
+def keys(bwc, tmp_path_factory):
+    base = tmp_path_factory.mktemp("cut-keys")
+    assert bwc("keygen", "--release", "--out", base).returncode == 0
+    return base / "release.key", base / "release.pub"
+
+
+@pytest.fixture(scope="module")
+def cut_release(bwc, export_pinned, keys, tmp_path_factory):
+    mp4 = sorted(export_pinned.out.glob("event-*.mp4"))[0]
+    side = json.loads(mp4.with_suffix(".json").read_text())
+    middle = round(side["media_s"] / 2, 2)
+    base = tmp_path_factory.mktemp("cut")
+    plan_text = HEAD + (f'[[cut]]\nstart_s = {middle}\nend_s = {middle + 0.5}\nreason = "a child\'s medical details"\n'
+                        f"[[region]]\nstart_s = 0\nend_s = {middle}\nbox = [140, 80, 40, 30]\ntrack = true\n")
+    (base / "plan.toml").write_text(plan_text)
+    r = bwc("redact", mp4, "--plan", base / "plan.toml", "--release-key", keys[0], "--out", base / "out")
+    assert r.returncode == 0, str(r)
+    release = base / "out" / (mp4.stem + ".release.mp4")
+    return mp4, release, plan_text, middle
+
+
+def _pts_and_frames(path):
+    with av.open(str(path)) as c:
+        return [(f.pts, f.to_ndarray(format="rgb24")) for f in c.decode(video=0)]
+
+
+def _verify(bwc, release, original, recording, keys):
+    return bwc("verify-release", release, "--original", original, "--device-pub", recording.device.pub,
+               "--release-pub", keys[1])
+
+
+def test_a_cut_is_left_out_marked_recorded_and_verified(bwc, cut_release, recording, keys):
+    mp4, release, _, middle = cut_release
+    original, released = _pts_and_frames(mp4), _pts_and_frames(release)
+    cut = [p for p, _ in original if middle <= p / 1e6 < middle + 0.5]
+    assert len(cut) == 5
+    assert len(released) == len(original) - len(cut) + MARKER_FRAMES
+    # The marker: where the cut was, dark grey with white writing, for 2 s.
+    start = next(i for i, (p, _) in enumerate(released) if p >= cut[0])
+    for _, frame in released[start:start + MARKER_FRAMES]:
+        assert abs(float(np.median(frame)) - 40) < 6 and (frame > 200).any()
+    record = json.loads(release.with_suffix(".json").read_text())
+    [entry] = record["cuts"]
+    assert entry["reason"] == "a child's medical details" and entry["removed_s"] == [cut[0] / 1e6, (cut[-1] + 100_000) / 1e6]
+    assert entry["marker_s"] == [cut[0] / 1e6, cut[0] / 1e6 + 2.0]
+    assert [op["op"] for op in record["operations"]] == ["region", "cut"]
+    assert record["operations"][0]["tracker"].startswith("opencv-contrib-python ")
+    r = _verify(bwc, release, mp4, recording, keys)
+    assert r.returncode == 3, str(r)
+    assert "5 frames cut as declared, 20 cut-marker frames" in r.stdout and "CHANGED" not in r.stdout
+
+
+def test_a_tracked_region_is_recorded_frame_by_frame(cut_release):
+    mp4, release, _, middle = cut_release
+    record = json.loads(release.with_suffix(".json").read_text())
+    frames = [m for m in record["masks"] if any(box[5] == "region" for box in m[2])]
+    assert len(frames) == sum(1 for p, _ in _pts_and_frames(mp4) if p / 1e6 < middle)
+    assert frames[0][2][0][:4] == [140, 80, 40, 30]       # where the plan put it, then the tracker's
+
+
+def _sign_again(record: dict, key_path) -> bytes:
+    key = read_release_secret(str(key_path))
+    body = {k: v for k, v in record.items() if k not in ("signature", "format", "version", "kind", "release_key")}
+    return record_bytes(sign_record(key, body))
+
+
+def test_more_cut_than_declared_or_a_cut_table_that_lies_is_a_failure(bwc, cut_release, recording, keys, tmp_path):
+    mp4, release, plan_text, middle = cut_release
+    record = json.loads(release.with_suffix(".json").read_text())
+    # A release cut 0.3 s longer than its (honest) record says.
+    longer = tmp_path / "longer"
+    longer.mkdir()
+    redact_media(str(mp4), str(longer / release.name),
+                 parse_plan(plan_text.replace(f"end_s = {middle + 0.5}", f"end_s = {middle + 0.8}"), "p"))
+    shutil.copy(release.with_suffix(".json"), longer / release.with_suffix(".json").name)
+    r = _verify(bwc, longer / release.name, mp4, recording, keys)
+    assert r.returncode == 1 and "CHANGED" in r.stdout, str(r)
+    # A record, signed, whose cut table puts the cut elsewhere than its operation does.
+    lying = tmp_path / "lying"
+    lying.mkdir()
+    shutil.copy(release, lying / release.name)
+    record["cuts"][0]["removed_s"][1] += 0.1
+    (lying / release.with_suffix(".json").name).write_bytes(_sign_again(record, keys[0]))
+    r = _verify(bwc, lying / release.name, mp4, recording, keys)
+    assert r.returncode == 1 and "cuts are not where its cut operations put them" in r.stdout, str(r)
