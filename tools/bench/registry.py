@@ -15,6 +15,7 @@ SUITES: dict[str, str] = {
     "shift": "tools.bench.suite_shift",
     "powercut": "tools.bench.suite_powercut",
     "offload": "tools.bench.suite_offload",
+    "release": "tools.bench.suite_release",
 }
 
 INFO_FIGURES: dict[str, set[str]] = {
