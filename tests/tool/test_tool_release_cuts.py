@@ -10,10 +10,10 @@ import av
 import numpy as np
 import pytest
 
-from device.evidence.keys import read_release_secret
 from tools.release.media import redact_media
 from tools.release.plan import parse_plan
-from tools.release.record import record_bytes, sign_record
+
+from tests.tool.release_helpers import resign_record
 
 pytestmark = pytest.mark.tool
 
@@ -82,12 +82,6 @@ def test_a_tracked_region_is_recorded_frame_by_frame(cut_release):
     assert frames[0][2][0][:4] == [140, 80, 40, 30]       # where the plan put it, then the tracker's
 
 
-def _sign_again(record: dict, key_path) -> bytes:
-    key = read_release_secret(str(key_path))
-    body = {k: v for k, v in record.items() if k not in ("signature", "format", "version", "kind", "release_key")}
-    return record_bytes(sign_record(key, body))
-
-
 def test_more_cut_than_declared_or_a_cut_table_that_lies_is_a_failure(bwc, cut_release, recording, keys, tmp_path):
     mp4, release, plan_text, middle = cut_release
     record = json.loads(release.with_suffix(".json").read_text())
@@ -104,6 +98,6 @@ def test_more_cut_than_declared_or_a_cut_table_that_lies_is_a_failure(bwc, cut_r
     lying.mkdir()
     shutil.copy(release, lying / release.name)
     record["cuts"][0]["removed_s"][1] += 0.1
-    (lying / release.with_suffix(".json").name).write_bytes(_sign_again(record, keys[0]))
+    (lying / release.with_suffix(".json").name).write_bytes(resign_record(record, keys[0]))
     r = _verify(bwc, lying / release.name, mp4, recording, keys)
     assert r.returncode == 1 and "cuts are not where its cut operations put them" in r.stdout, str(r)

@@ -12,6 +12,8 @@ import pytest
 from tools.release.media import redact_media
 from tools.release.plan import parse_plan
 
+from tests.tool.release_helpers import resign_record
+
 pytestmark = pytest.mark.tool
 
 HEAD = 'version = 1\n[release]\nreleased_by = "R. Officer"\nreason = "court order 17"\n'
@@ -121,6 +123,27 @@ def test_a_forged_or_foreign_record_is_refused(bwc, honest, recording, keys, tmp
     assert r.returncode == 1 and "signature does not hold" in r.stdout, str(r)
     r = _verify(bwc, release, mp4, recording, keys, "theirs")
     assert r.returncode == 1 and "another release key" in r.stdout, str(r)
+
+
+def test_an_edit_hidden_under_a_mask_no_operation_explains_is_found(bwc, honest, recording, keys, tmp_path):
+    """The releaser's own key signs a record that declares a box no operation made, over a
+    patch painted into the release: the signature holds, the patch is inside a declared
+    mask, and the record is still refused for the box."""
+    mp4, release, plan_text, audio_start_s = honest
+    target = _tampered(honest, tmp_path, _with_plan(
+        "[[region]]\nstart_s = 0.3\nend_s = 0.6\nbox = [200, 100, 40, 40]\nstyle = \"mask\"\n"))
+    record = json.loads(release.with_suffix(".json").read_text())
+    by_index = {m[0]: m for m in record["masks"]}
+    with av.open(str(mp4)) as c:
+        times = [float(f.time) for f in c.decode(video=0)]
+    for index, t_s in enumerate(times):
+        if 0.3 <= t_s < 0.6:
+            by_index.setdefault(index, [index, round(t_s, 6), []])[2].append([200, 100, 40, 40, "mask", "region"])
+    record["masks"] = [by_index[i] for i in sorted(by_index)]
+    target.with_suffix(".json").write_bytes(resign_record(record, keys["ours"][0]))
+    r = _verify(bwc, target, mp4, recording, keys)
+    assert r.returncode == 1, str(r)
+    assert "CHANGED" not in r.stdout and "which no operation explains" in r.stdout, str(r)
 
 
 def test_a_record_that_is_not_one_is_an_integrity_failure(bwc, honest, recording, keys, tmp_path):

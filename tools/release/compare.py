@@ -35,6 +35,7 @@ class Comparison:
     frames_compared: int = 0
     frames_cut: int = 0             # original frames a declared cut removes
     marker_frames: int = 0          # release frames that are a cut's marker
+    frame_times_s: dict = field(default_factory=dict)   # compared original frames: index -> timestamp
     worst_block: float = 0.0
     audio_windows: int = 0
     worst_audio_ratio: float = 0.0
@@ -86,6 +87,7 @@ def compare_video(original_mp4: str, release_mp4: str, masks: list, result: Comp
         entry = by_frame.get(index)
         if entry is not None and abs(float(entry[1]) - t_s) > 1e-3:
             result.differ(f"video: the record's masks for frame {index} are for {entry[1]} s, not {t_s:.3f} s")
+        result.frame_times_s[index] = t_s
         _compare_frame(a, b, entry[2] if entry is not None else [], index, t_s, result)
     if next(release, None) is not None:
         result.differ("video: the release has frames after the original's last")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from nacl.signing import VerifyKey
 
-from tools.release import cuts
+from tools.release import cuts, declared
 from tools.release.compare import Comparison, compare_audio, compare_video
 from tools.release.plan import Cut
 from tools.release.files import sha256_file
@@ -87,6 +87,8 @@ def _compare(original_mp4: str, release_mp4: str, record: dict, report: ReleaseR
             return
         compare_video(original_mp4, release_mp4, record["masks"], comparison, spans)
         compare_audio(original_mp4, release_mp4, record["audio_spans"], comparison, spans, time_base)
+        if comparison.count == 0:     # every frame paired: do the masks follow from the operations?
+            report.problems.extend(declared.problems(record, comparison.frame_times_s))
     except (OSError, ValueError, TypeError, IndexError) as exc:   # av.error.* are OSError/ValueError
         report.problems.append(f"the media cannot be compared ({exc})")
     if comparison.frames == 0:
