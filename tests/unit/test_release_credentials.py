@@ -156,6 +156,14 @@ def test_read_gives_the_signer_key_assertion_actions_and_ingredient(signed, ca, 
     assert [dict(c, box=None) for c in carried[:2]] == [dict(o, box=None) for o in OPERATIONS[:2]]
     assert carried[2:] == OPERATIONS[2:]
     assert creds.actions[-1]["parameters"]["org.openbwc.encoder"] == ENCODER
+    # ... and says where, in C2PA's regions of interest: media seconds, and pixels for a box.
+    face, _, audio, cut = (a["changes"][0] for a in creds.actions[1:-1])
+    assert face["region"] == [{"type": "temporal", "time": {"type": "npt", "start": "0.2", "end": "0.8"}},
+                              {"type": "spatial", "shape": {"type": "rectangle", "unit": "pixel",
+                                                            "origin": {"x": 8.0, "y": 8.0},
+                                                            "width": 16.0, "height": 16.0}}]
+    assert face["description"] == "face" and audio["description"] == "a child's name"
+    assert cut["region"] == [{"type": "temporal", "time": {"type": "npt", "start": "0.9", "end": "1.1"}}]
     assert credentials.check(creds, releaser.pub_hex, RECORD_SHA256) == []
 
 

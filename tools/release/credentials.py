@@ -175,8 +175,12 @@ def manifest_definition(title: str, record_name: str, record_sha256: str, origin
     tool_version = _tool_version()
     actions = [{"action": "c2pa.opened", "parameters": {"ingredientIds": [_INGREDIENT_LABEL]}}]
     for operation in operations:
-        actions.append({"action": action_name(operation), "description": _describe(operation),
-                        "parameters": {OPERATION_PARAMETER: _cbor_friendly(operation)}})
+        action = {"action": action_name(operation), "description": _describe(operation),
+                  "parameters": {OPERATION_PARAMETER: _cbor_friendly(operation)}}
+        changes = _changes(operation)
+        if changes:
+            action["changes"] = changes
+        actions.append(action)
     actions.append({"action": "c2pa.transcoded", "description": "re-encoded after the redactions",
                     "parameters": {"org.openbwc.encoder": _cbor_friendly(encoder)}})
     return {
@@ -198,6 +202,24 @@ def _tool_version() -> str:
         return version("openbwc")
     except PackageNotFoundError:
         return "source checkout"
+
+
+def _changes(operation: dict) -> list[dict]:
+    """Where the change is, as C2PA regions of interest (a temporal range of media seconds
+    in NPT, and for a box a pixel rectangle): what a stock reader can point at."""
+    start_s, end_s = operation.get("start_s"), operation.get("end_s")
+    if not all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in (start_s, end_s)):
+        return []
+    region = [{"type": "temporal", "time": {"type": "npt", "start": str(float(start_s)), "end": str(float(end_s))}}]
+    box = operation.get("box")
+    if isinstance(box, (list, tuple)) and len(box) == 4:
+        region.append({"type": "spatial", "shape": {"type": "rectangle", "unit": "pixel",
+                                                    "origin": {"x": float(box[0]), "y": float(box[1])},
+                                                    "width": float(box[2]), "height": float(box[3])}})
+    change = {"region": region}
+    if operation.get("label") or operation.get("reason"):
+        change["description"] = operation.get("label") or operation.get("reason")
+    return [change]
 
 
 def _describe(operation: dict) -> str:
