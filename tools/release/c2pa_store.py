@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import cbor2
 
 C2PA_UUID = bytes.fromhex("d8fec3d61b0e483c92975828877ec481")
-_MAX_TOP_BOXES = 4096
+_MAX_TOP_BOXES = 1 << 20         # a fragmented MP4 has a moof and an mdat per fragment
 _MAX_STORE_BYTES = 64 * 1024 * 1024     # a manifest store is kilobytes; this is generous
 _MAX_DEPTH = 6
 _MAX_CHILDREN = 4096

@@ -57,7 +57,7 @@ def action_name(operation: dict) -> str:
     op = operation.get("op")
     if op == "cut":
         return "c2pa.trimmed"            # "removal of a temporal range of the content"
-    if op in ("region", "face") and operation.get("style") == "blur":
+    if op in ("region", "face", "faces") and operation.get("style") == "blur":
         return "c2pa.filtered"           # a mosaic: an applied filter
     return "c2pa.edited"                 # a mask, a muted or toned span: an editorial change
 
