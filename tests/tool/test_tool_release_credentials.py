@@ -59,7 +59,9 @@ def test_the_release_reads_trusted_with_its_record_and_original(signed):
     out, _, mp4, record_path, ca, pub = signed
     creds = credentials.read(str(out), ca.anchor_pem)
     record_sha256 = hashlib.sha256(record_path.read_bytes()).hexdigest()
-    assert credentials.check(creds, bytes(read_release_public(str(pub))).hex(), record_sha256) == []
+    record = json.loads(record_path.read_text())
+    assert credentials.check(creds, bytes(read_release_public(str(pub))).hex(), record_sha256,
+                             original_sha256=record["original"]["mp4_sha256"], operations=record["operations"]) == []
     assert creds.ingredient_title == mp4.name
     assert creds.ingredient_sha256 == json.loads(record_path.read_text())["original"]["mp4_sha256"]
     assert [a["action"] for a in creds.actions] == ["c2pa.opened", "c2pa.edited", "c2pa.transcoded"]

@@ -218,6 +218,22 @@ def test_a_record_hash_or_kind_other_than_the_records_is_named(signed, ca, relea
         "C2PA org.openbwc.release assertion's kind is 'export', not 'release'"]
 
 
+def test_check_holds_the_manifest_to_the_records_original_and_operations(signed, ca, releaser, media):
+    _, original, _ = media
+    creds = credentials.read(str(signed), ca.anchor_pem)
+    original_sha256 = hashlib.sha256(original.read_bytes()).hexdigest()
+    assert credentials.check(creds, releaser.pub_hex, RECORD_SHA256, original_sha256=original_sha256,
+                             operations=OPERATIONS) == []
+    assert credentials.check(creds, releaser.pub_hex, RECORD_SHA256, original_sha256="7" * 64) == [
+        f"C2PA manifest names original SHA-256 {original_sha256}, not the record's {'7' * 64}"]
+    fewer = OPERATIONS[:-1]
+    assert credentials.check(creds, releaser.pub_hex, RECORD_SHA256, operations=fewer) == [
+        "C2PA manifest's actions declare 4 redactions other than the record's 3 operations"]
+    moved = [dict(OPERATIONS[0], start_s=0.3)] + OPERATIONS[1:]
+    assert credentials.check(creds, releaser.pub_hex, RECORD_SHA256, operations=moved) == [
+        "C2PA manifest's actions declare 4 redactions other than the record's 4 operations"]
+
+
 def test_embed_refuses_a_chain_for_another_key_and_writes_nothing(media, ca, releaser):
     other = _release_key(ca, "Someone Else")
     with pytest.raises(CredentialsError, match="not for this release key"):

@@ -143,9 +143,11 @@ def read(mp4: str, trust_anchors_pem: bytes | None) -> Credentials:
         raise CredentialsError(f"{mp4}: the C2PA manifest store is not shaped as C2PA defines") from None
 
 
-def check(creds: Credentials, release_pub_hex: str, record_sha256: str) -> list[str]:
+def check(creds: Credentials, release_pub_hex: str, record_sha256: str, *,
+          original_sha256: str | None = None, operations: list[dict] | None = None) -> list[str]:
     """What is wrong with `creds` for a release signed by `release_pub_hex` whose record hashes
-    to `record_sha256`; empty when nothing is."""
+    to `record_sha256`; empty when nothing is. With the record's `original.mp4_sha256` and
+    `operations`, the manifest must also name that original and declare those operations."""
     problems = []
     if creds.validation_state != "Trusted":
         codes = ", ".join(creds.validation_errors) or "no failure code"
@@ -166,6 +168,15 @@ def check(creds: Credentials, release_pub_hex: str, record_sha256: str) -> list[
                             f"{assertion.get('record_sha256')}, not this record's {record_sha256.lower()}")
     if creds.ingredient_relationship != "parentOf":
         problems.append("C2PA manifest has no parentOf ingredient (the original)")
+    if original_sha256 is not None and creds.ingredient_sha256 != original_sha256.lower():
+        problems.append(f"C2PA manifest names original SHA-256 {creds.ingredient_sha256}, not the record's "
+                        f"{original_sha256.lower()}")
+    if operations is not None:
+        declared = [a.get("parameters", {}).get(OPERATION_PARAMETER) for a in creds.actions
+                    if isinstance(a.get("parameters"), dict) and OPERATION_PARAMETER in a["parameters"]]
+        if declared != [_cbor_friendly(op) for op in operations]:
+            problems.append(f"C2PA manifest's actions declare {len(declared)} redactions other than the "
+                            f"record's {len(operations)} operations")
     return problems
 
 
