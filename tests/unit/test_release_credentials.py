@@ -191,6 +191,12 @@ def test_an_anchor_that_did_not_issue_the_certificate_is_not_trusted(signed, rel
     assert problem.startswith("C2PA manifest not trusted by the trust anchor: Valid (signingCredential.untrusted")
 
 
+@pytest.mark.parametrize("anchors", [b"", b"garbage", "caf\u00e9".encode(), b"-----BEGIN CERTIFICATE-----\nAAAA\n"])
+def test_anchors_that_are_not_pem_certificates_are_one_line(signed, anchors):
+    with pytest.raises(CredentialsError, match="^the trust anchors are not PEM certificates$"):
+        credentials.read(str(signed), anchors)
+
+
 def test_without_an_anchor_the_manifest_is_at_best_valid(signed):
     assert credentials.read(str(signed), None).validation_state == "Valid"
 

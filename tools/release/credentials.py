@@ -125,10 +125,12 @@ def read(mp4: str, trust_anchors_pem: bytes | None) -> Credentials:
     settings: dict[str, Any] = {"verify": {"verify_trust": True, "remote_manifest_fetch": False,
                                            "ocsp_fetch": False}}
     if trust_anchors_pem is not None:
+        from cryptography import x509
         try:
+            x509.load_pem_x509_certificates(trust_anchors_pem)
             settings["trust"] = {"trust_anchors": trust_anchors_pem.decode("ascii")}
-        except UnicodeDecodeError:
-            raise CredentialsError("the trust anchors are not PEM text") from None
+        except (ValueError, TypeError):    # UnicodeDecodeError is a ValueError
+            raise CredentialsError("the trust anchors are not PEM certificates") from None
     try:
         with c2pa.Context.from_dict(settings) as context, open(mp4, "rb") as f, \
                 c2pa.Reader(_FORMAT, f, context=context) as reader:
