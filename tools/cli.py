@@ -19,6 +19,7 @@ class UsageError(Exception):
 _MODULE_COMMANDS = {"bench": "tools.bench.command", "offload": "tools.offload.command", "pod": "tools.pod_command", "world": "tools.world_command", "sim": "tools.sim_command",
                     "redact": "tools.release.command",
                     "verify-release": "tools.release.verify_command",
+                    "release-csr": "tools.release.csr_command",
                     "install-service": "tools.service", "doctor": "tools.doctor"}
 _LIGHT_COMMANDS = ("verify", "export")
 
