@@ -62,15 +62,9 @@ def action_name(operation: dict) -> str:
     return "c2pa.edited"                 # a mask, a muted or toned span: an editorial change
 
 
-def embed(release_mp4_in: str, release_mp4_out: str, *, original_mp4: str, record_sha256: str,
-          record_name: str, actions: list[dict], cert_chain_pem: bytes,
-          release_key: nacl.signing.SigningKey, tsa_url: str | None = None,
-          original_sha256: str | None = None, encoder: dict | None = None) -> None:
-    """Write `release_mp4_out` (new, 0600): `release_mp4_in` with a signed C2PA manifest.
-
-    `actions` are the release record's operations ({"op": ..., ...}), one C2PA action each,
-    after c2pa.opened on the original and before c2pa.transcoded (the re-encode, with
-    `encoder`). No network unless `tsa_url` names an RFC 3161 time-stamp authority."""
+def check_chain(cert_chain_pem: bytes, release_key: nacl.signing.SigningKey) -> None:
+    """Raises CredentialsError unless the chain's first certificate is for `release_key` and
+    fit to sign C2PA claims (bwc redact asks before the long re-encode, embed again)."""
     from tools.release.certs import CertificateError, chain_public_key_hex, profile_problems
     try:
         chain_key = chain_public_key_hex(cert_chain_pem)
@@ -83,6 +77,18 @@ def embed(release_mp4_in: str, release_mp4_out: str, *, original_mp4: str, recor
     if unfit:
         raise CredentialsError("the release certificate cannot sign C2PA claims: " + "; ".join(unfit)
                                + " (docs/release-credentials.md §3)")
+
+
+def embed(release_mp4_in: str, release_mp4_out: str, *, original_mp4: str, record_sha256: str,
+          record_name: str, actions: list[dict], cert_chain_pem: bytes,
+          release_key: nacl.signing.SigningKey, tsa_url: str | None = None,
+          original_sha256: str | None = None, encoder: dict | None = None) -> None:
+    """Write `release_mp4_out` (new, 0600): `release_mp4_in` with a signed C2PA manifest.
+
+    `actions` are the release record's operations ({"op": ..., ...}), one C2PA action each,
+    after c2pa.opened on the original and before c2pa.transcoded (the re-encode, with
+    `encoder`). No network unless `tsa_url` names an RFC 3161 time-stamp authority."""
+    check_chain(cert_chain_pem, release_key)
     if original_sha256 is None:
         original_sha256 = _sha256_file(original_mp4)
     manifest = manifest_definition(os.path.basename(release_mp4_out), record_name, record_sha256,

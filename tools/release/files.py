@@ -18,6 +18,14 @@ def read_bounded(path: str, max_bytes: int, what: str, error: type[Exception]) -
     return raw
 
 
+def read_pem_certificates(path: str, option: str, error: type[Exception]) -> bytes:
+    """A certificate chain or trust anchors (PEM) named by a command-line option."""
+    raw = read_bounded(path, 1_000_000, "PEM certificates", error)
+    if b"-----BEGIN CERTIFICATE-----" not in raw:
+        raise error(f"{option} {path}: not PEM certificates")
+    return raw
+
+
 def unique_members(pairs: list[tuple[str, object]]) -> dict:
     """json object_pairs_hook: a repeated member is refused (two readers must not see two values)."""
     names = [name for name, _ in pairs]

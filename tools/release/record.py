@@ -78,8 +78,9 @@ def _seconds(value: object) -> bool:
 def _shape_problem(record: dict) -> str | None:
     """The members a verifier reads as objects, names and lists are those."""
     release, original = record["release"], record["original"]
-    if not isinstance(release, dict) or not isinstance(release.get("mp4"), str):
-        return "release must be an object naming its mp4"
+    if not isinstance(release, dict) or not isinstance(release.get("mp4"), str) \
+            or release.get("credentials", "absent") not in (None, "c2pa"):
+        return "release must be an object naming its mp4 and its credentials (c2pa or null)"
     if not isinstance(original, dict) or not isinstance(original.get("mp4"), str) \
             or not isinstance(original.get("event_id"), str) or not isinstance(original.get("segments"), list):
         return "original must be an object with its mp4, event_id and segments"

@@ -7,6 +7,7 @@ export's (`<stem>.release.mp4`, `<stem>.release.json`), owner-only and all or no
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -96,7 +97,10 @@ def inside_evidence_storage(path: str) -> str | None:
         here = parent
 
 
-def redact(original: Original, plan: Plan, plan_path: str, key: SigningKey, out_dir: str) -> Released:
+def redact(original: Original, plan: Plan, plan_path: str, key: SigningKey, out_dir: str,
+           cert_chain_pem: bytes | None = None) -> Released:
+    """With `cert_chain_pem` (the release key's certificate first), the release carries a
+    C2PA manifest (docs/release-credentials.md) naming the record by its SHA-256."""
     side = original.sidecar
     check_against_event(plan, float(side["media_s"]), int(side["video"]["width"]), int(side["video"]["height"]),
                         plan_path)
@@ -104,6 +108,12 @@ def redact(original: Original, plan: Plan, plan_path: str, key: SigningKey, out_
         raise PlanError(f"{plan_path}: [faces] is not supported by this version of bwc redact yet")
     if plan.cuts or any(r.track for r in plan.regions):
         _require_opencv(plan_path)
+    credentials = _credentials_module() if cert_chain_pem is not None else None
+    if cert_chain_pem is not None:
+        try:    # before the long re-encode: a certificate for another key, or unfit to sign
+            credentials.check_chain(cert_chain_pem, key)
+        except credentials.CredentialsError as exc:
+            raise RedactError(f"--cert: {exc}") from None
     storage = inside_evidence_storage(out_dir)
     if storage is not None:
         raise RedactError(f"{out_dir}: inside evidence storage ({storage}); a release copy is never written there")
@@ -114,12 +124,15 @@ def redact(original: Original, plan: Plan, plan_path: str, key: SigningKey, out_
             raise RedactError(f"{os.path.join(out_dir, name)} already exists; refusing to overwrite a release")
     with Staging(out_dir) as staging:
         mp4 = staging.new_file(stem + ".mp4")
-        result = redact_media(original.mp4_path, mp4, plan)
+        encoded = staging.new_file(stem + ".unsigned.mp4") if cert_chain_pem is not None else mp4
+        result = redact_media(original.mp4_path, encoded, plan)
+        identity = _original_identity(original)
         body = {
             "release": {"mp4": stem + ".mp4", "created_utc": _utc_now(),
-                        "encoder": {"video": f"libx264 crf {VIDEO_CRF}", "audio": "aac"}},
+                        "encoder": {"video": f"libx264 crf {VIDEO_CRF}", "audio": "aac"},
+                        "credentials": "c2pa" if cert_chain_pem is not None else None},
             "released_by": plan.released_by, "reason": plan.reason, "statement": plan.statement,
-            "original": _original_identity(original),
+            "original": identity,
             "operations": _operations(plan),
             "masks": result.masks,
             "audio_spans": [[a.start_s, a.end_s, a.mode] for a in plan.audio],
@@ -127,13 +140,32 @@ def redact(original: Original, plan: Plan, plan_path: str, key: SigningKey, out_
             "context": context.timeline(side),
             "tool": _tool_version(),
         }
-        record = sign_record(key, body)
+        raw = record_bytes(sign_record(key, body))
         path = staging.new_file(stem + ".json")
         with open(path, "wb") as f:
-            f.write(record_bytes(record))
+            f.write(raw)
+        if cert_chain_pem is not None:
+            os.unlink(mp4)     # embed writes the signed copy under the release's name, itself
+            try:
+                credentials.embed(encoded, mp4, original_mp4=original.mp4_path,
+                                  record_sha256=hashlib.sha256(raw).hexdigest(), record_name=stem + ".json",
+                                  actions=body["operations"], cert_chain_pem=cert_chain_pem, release_key=key,
+                                  original_sha256=identity["mp4_sha256"], encoder=body["release"]["encoder"])
+            except credentials.CredentialsError as exc:
+                raise RedactError(f"content credentials: {exc}") from None
+            staging.discard(encoded)
         published = publish(staging.files, out_dir)
     return Released(published[0], published[1], result.frames, len(result.masks), result.frames_cut,
                     result.frames_track_lost)
+
+
+def _credentials_module():
+    """C2PA comes with the release extra (c2pa-python), which a camera never installs."""
+    try:
+        from tools.release import credentials
+    except ImportError:
+        raise RedactError("--cert: content credentials need c2pa-python: pip install 'openbwc[release]'") from None
+    return credentials
 
 
 def _require_opencv(plan_path: str) -> None:

@@ -38,6 +38,7 @@ class ReleaseReport:
     record_signature: str = "not checked"
     original_identity: str = "not checked"
     device_signatures: str = "not checked"
+    credentials: str = "not checked"
     comparison: Comparison | None = None
     problems: list[str] = field(default_factory=list)
 
@@ -49,7 +50,7 @@ class ReleaseReport:
 
 
 def verify_release(release_mp4: str, original: str, device_key: VerifyKey, release_key: VerifyKey,
-                   custodian_key_path: str | None = None) -> ReleaseReport:
+                   custodian_key_path: str | None = None, trust_anchors_pem: bytes | None = None) -> ReleaseReport:
     if not os.path.isfile(release_mp4):
         raise VerifyReleaseError(f"{release_mp4}: no such file")
     record_path = os.path.splitext(release_mp4)[0] + ".json"
@@ -67,6 +68,7 @@ def verify_release(release_mp4: str, original: str, device_key: VerifyKey, relea
         return report     # nothing in an unsigned record can be held against the release
     if record["release"].get("mp4") != os.path.basename(release_mp4):
         report.problems.append(f"the record is for {record['release'].get('mp4')!r}, not this file")
+    _check_credentials(release_mp4, record, record_path, release_key, trust_anchors_pem, report)
     if _holds_segments(original):
         with tempfile.TemporaryDirectory(prefix="bwc-verify-release-") as scratch:
             original_mp4 = _from_storage(original, device_key, custodian_key_path, record, report, scratch)
@@ -77,6 +79,41 @@ def verify_release(release_mp4: str, original: str, device_key: VerifyKey, relea
         if original_mp4 is not None:
             _compare(original_mp4, release_mp4, record, report)
     return report
+
+
+def _check_credentials(release_mp4: str, record: dict, record_path: str, release_key: VerifyKey,
+                       anchors_pem: bytes | None, report: ReleaseReport) -> None:
+    """The C2PA manifest the record says the release carries (docs/release-credentials.md):
+    signed by the release key, naming this record and the original, declaring the record's
+    operations, and, with anchors, under a certificate they issued."""
+    if record["release"].get("credentials") != "c2pa":
+        report.credentials = "none (the record declares none)"
+        return
+    try:
+        from tools.release import credentials
+    except ImportError:
+        raise VerifyReleaseError("the release carries C2PA credentials; checking them needs c2pa-python: "
+                                 "pip install 'openbwc[release]'") from None
+    try:
+        creds = credentials.read(release_mp4, anchors_pem)
+    except credentials.CredentialsError as exc:
+        report.credentials = "INVALID"
+        report.problems.append(f"content credentials: {exc}")
+        return
+    problems = credentials.check(creds, bytes(release_key).hex(), sha256_file(record_path),
+                                 original_sha256=record["original"].get("mp4_sha256"),
+                                 operations=record["operations"])
+    untrusted_only = anchors_pem is None and creds.validation_state == "Valid"
+    if untrusted_only:     # no anchor given: the chain's trust is the one thing not asked
+        problems = [p for p in problems if not p.startswith("C2PA manifest not trusted")]
+    if problems:
+        report.credentials = "INVALID"
+        report.problems.extend(f"content credentials: {p}" for p in problems)
+    elif untrusted_only:
+        report.credentials = (f"valid C2PA manifest signed by the release key ({creds.signer_subject}); "
+                              "the certificate's issuer not checked (give --trust-anchor)")
+    else:
+        report.credentials = f"valid C2PA manifest, trusted: {creds.signer_subject}"
 
 
 def _compare(original_mp4: str, release_mp4: str, record: dict, report: ReleaseReport) -> None:

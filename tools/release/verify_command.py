@@ -19,20 +19,26 @@ def add_parser(subparsers) -> None:
     s.add_argument("--device-pub", required=True, metavar="PUB")
     s.add_argument("--release-pub", required=True, metavar="PUB")
     s.add_argument("--key", metavar="KEYFILE", help="with evidence storage: a custodian key that decrypts it")
+    s.add_argument("--trust-anchor", metavar="ROOTS.pem", help="the agency's root certificate(s): the release's C2PA "
+                   "manifest must be signed under a certificate they issued (docs/release-credentials.md)")
 
 
 def run(args) -> int:
     from device.evidence.keys import KeyFileError, read_device_public, read_release_public
+    from tools.release.files import read_pem_certificates
     from tools.release.verify import VerifyReleaseError, verify_release
     try:
+        anchors = (read_pem_certificates(args.trust_anchor, "--trust-anchor", VerifyReleaseError)
+                   if args.trust_anchor else None)
         report = verify_release(args.release_mp4, args.original, read_device_public(args.device_pub),
-                                read_release_public(args.release_pub), args.key)
+                                read_release_public(args.release_pub), args.key, anchors)
     except (VerifyReleaseError, KeyFileError) as exc:
         print(f"bwc verify-release: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print(f"  release record     {report.record_signature}")
     print(f"  original           {report.original_identity} ({report.original_kind or 'not reached'})")
     print(f"  device signatures  {report.device_signatures}")
+    print(f"  credentials        {report.credentials}")
     c = report.comparison
     if c is not None:
         print(f"  video              {c.frames_compared} of {c.frames} frames compared; worst block outside the "
@@ -49,3 +55,4 @@ def run(args) -> int:
         print(f"  FAILED             {problem}")
     print(f"Result: {_WORDS[report.exit_code]}")
     return report.exit_code
+
