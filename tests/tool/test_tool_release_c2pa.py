@@ -3,8 +3,11 @@ the release carries a C2PA manifest under the release key's certificate; verify-
 accepts it only when the release key signed it under a certificate the anchor issued."""
 from __future__ import annotations
 
+import functools
 import json
 import os
+import shutil
+import subprocess
 import sys
 
 import pytest
@@ -121,3 +124,34 @@ def test_a_certificate_that_cannot_sign_for_the_key_is_refused_before_any_work(b
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, str(r)
     assert ("not for this release key" if case != "not a certificate" else "not PEM certificates") in r.stderr
     assert not (tmp_path / "o").exists()
+
+
+OPENSSL_EXTENSIONS = ("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                      "extendedKeyUsage=emailProtection,1.3.6.1.5.5.7.3.36\nsubjectKeyIdentifier=hash\n"
+                      "authorityKeyIdentifier=keyid\n")
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
+def test_a_certificate_from_an_openssl_ca_as_the_readme_makes_it_is_trusted(bwc, release, agency, recording,
+                                                                             tmp_path):
+    """The README's throwaway CA (openssl, Ed25519): the profile docs/release-credentials.md §3
+    asks of an agency's CA is one that openssl issues with these extensions."""
+    mp4, _, plan = release
+    _, keys = agency
+    run = functools.partial(subprocess.run, check=True, capture_output=True, cwd=tmp_path)
+    run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", "ca.key"])
+    run(["openssl", "req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=Test Agency Root CA", "-days", "3650",
+         "-out", "root.pem", "-addext", "basicConstraints=critical,CA:TRUE",
+         "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+    (tmp_path / "c2pa.ext").write_text(OPENSSL_EXTENSIONS)
+    assert bwc("release-csr", "--key", keys["ours"] / "release.key", "--subject", "CN=Records Unit,O=Test Agency",
+               "--out", tmp_path / "release.csr").returncode == 0
+    run(["openssl", "x509", "-req", "-in", "release.csr", "-CA", "root.pem", "-CAkey", "ca.key", "-days", "365",
+         "-extfile", "c2pa.ext", "-out", "release.crt"])
+    (tmp_path / "chain.pem").write_bytes((tmp_path / "release.crt").read_bytes() + (tmp_path / "root.pem").read_bytes())
+    r = bwc("redact", mp4, "--plan", plan, "--release-key", keys["ours"] / "release.key", "--out", tmp_path / "out",
+            "--cert", tmp_path / "chain.pem")
+    assert r.returncode == 0, str(r)
+    r = _verify(bwc, tmp_path / "out" / (mp4.stem + ".release.mp4"), mp4, recording, keys["ours"] / "release.pub",
+                "--trust-anchor", tmp_path / "root.pem")
+    assert r.returncode == 3 and "trusted: Records Unit" in r.stdout, str(r)
