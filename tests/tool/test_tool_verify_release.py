@@ -125,6 +125,21 @@ def test_a_forged_or_foreign_record_is_refused(bwc, honest, recording, keys, tmp
     assert r.returncode == 1 and "another release key" in r.stdout, str(r)
 
 
+def _unredacted(mp4, target, plan_text, audio_start_s):
+    """Everything the honest plan does but the region: the box the record declares is not hidden."""
+    kept = plan_text[:plan_text.index("[[region]]")] + plan_text[plan_text.index("[[audio]]"):]
+    redact_media(str(mp4), str(target), parse_plan(kept, "p"))
+
+
+def test_a_release_that_does_not_hide_what_its_record_declares_is_refused(bwc, honest, recording, keys, tmp_path):
+    """Inside a declared mask anything may differ from the original, even nothing at all: the
+    release itself must show the box hidden (docs/release.md §5)."""
+    target = _tampered(honest, tmp_path, _unredacted)
+    r = _verify(bwc, target, honest[0], recording, keys)
+    assert r.returncode == 1, str(r)
+    assert "is not hidden in the release" in r.stdout and "[20, 20, 80, 60] (region)" in r.stdout, str(r)
+
+
 def test_an_edit_hidden_under_a_mask_no_operation_explains_is_found(bwc, honest, recording, keys, tmp_path):
     """The releaser's own key signs a record that declares a box no operation made, over a
     patch painted into the release: the signature holds, the patch is inside a declared

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import av
 import numpy as np
 
-from tools.release import cuts
+from tools.release import cuts, hidden
 
 BLOCK_PX = 16
 EDGE_BAND_PX = 16
@@ -89,6 +89,11 @@ def compare_video(original_mp4: str, release_mp4: str, masks: list, result: Comp
             result.differ(f"video: the record's masks for frame {index} are for {entry[1]} s, not {t_s:.3f} s")
         result.frame_times_s[index] = t_s
         _compare_frame(a, b, entry[2] if entry is not None else [], index, t_s, result)
+        if entry is not None:
+            for box, score in hidden.unhidden(b, entry[2]):
+                limit = hidden.MASK_LEVEL_MAX if box[4] == "mask" else hidden.BLUR_DETAIL_MAX
+                result.differ(f"video: frame {index} ({t_s:.3f} s): the declared {box[4]} {box[:4]} ({box[5]}) "
+                              f"is not hidden in the release ({score:.1f} > {limit})")
     if next(release, None) is not None:
         result.differ("video: the release has frames after the original's last")
         return
