@@ -1,0 +1,174 @@
+"""Automatic face detection for release copies (docs/release-faces.md).
+
+The detector is OpenCV's Haar cascade `haarcascade_frontalface_alt.xml`, the model file
+the opencv wheel ships (`cv2.data.haarcascades`): nothing is downloaded, and the same
+wheel version gives the same boxes. It was chosen over MediaPipe's bundled face detector
+on recall, measured on the simulator footage of tests/tool/face_footage.py
+(tools/bench/face_detectors.py; the table is in docs/release-faces.md).
+
+A detector misses a face now and then for a frame or two (motion blur, a turn of the
+head) while finding it either side; so a face found in frames i-k and i+k (k <= GAP_FILL_FRAMES)
+at overlapping places is carried through the frames between, its box interpolated. A box
+found in no neighbouring frame is kept as it is: a false box costs a blurred patch of
+wall, a missed face costs a person's privacy.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from tools.release.face_list import Box, FaceFrame, FaceList, FaceListError
+
+CASCADE_FILE = "haarcascade_frontalface_alt.xml"
+# Tuned on the test footage (docs/release-faces.md §4): 1.1 and 4 found every face there
+# without a false box; 1.05 costs twice the time for nothing, 3 neighbours admit false boxes.
+SCALE_FACTOR = 1.1
+MIN_NEIGHBOURS = 4
+MIN_FACE_PX = 24            # the cascade's own window: nothing smaller can be found
+GAP_FILL_FRAMES = 2
+MATCH_IOU = 0.3             # two boxes in nearby frames are one face if they overlap this much
+
+
+class FaceDetectionError(Exception):
+    """The detector cannot run (no OpenCV, no cascade file, an unreadable video)."""
+
+
+def _cv2():
+    try:
+        import cv2
+    except ImportError:
+        raise FaceDetectionError("face detection needs OpenCV: pip install 'opencv-contrib-python-headless<5'") from None
+    return cv2
+
+
+def detector_version() -> str:
+    """What found the boxes, for the face list and the release record."""
+    cv2 = _cv2()
+    return (f"opencv {cv2.__version__} {CASCADE_FILE} scale_factor {SCALE_FACTOR} "
+            f"min_neighbours {MIN_NEIGHBOURS} min_face_px {MIN_FACE_PX}; gap fill {GAP_FILL_FRAMES} frames "
+            f"at iou {MATCH_IOU}")
+
+
+class FaceDetector:
+    """One frame at a time: an RGB frame -> face boxes (x, y, w, h)."""
+
+    def __init__(self) -> None:
+        cv2 = _cv2()
+        path = os.path.join(cv2.data.haarcascades, CASCADE_FILE)
+        self._cascade = cv2.CascadeClassifier(path)
+        if self._cascade.empty():
+            raise FaceDetectionError(f"{path}: the OpenCV cascade file cannot be loaded")
+        self._cv2 = cv2
+
+    def detect(self, rgb: np.ndarray) -> list[Box]:
+        grey = self._cv2.cvtColor(rgb, self._cv2.COLOR_RGB2GRAY)
+        found = self._cascade.detectMultiScale(grey, scaleFactor=SCALE_FACTOR, minNeighbors=MIN_NEIGHBOURS,
+                                               minSize=(MIN_FACE_PX, MIN_FACE_PX))
+        boxes = [tuple(int(v) for v in b) for b in found]
+        return sorted(boxes)
+
+
+def iou(a: Box, b: Box) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = ix * iy
+    return inter / (aw * ah + bw * bh - inter) if inter else 0.0
+
+
+def fill_gaps(per_frame: list[list[Box]], gap_frames: int = GAP_FILL_FRAMES) -> list[list[Box]]:
+    """Carry a face through up to `gap_frames` frames where it was missed, if it was found
+    on both sides at overlapping places (the box interpolated between the two)."""
+    filled = [list(boxes) for boxes in per_frame]
+    n = len(per_frame)
+    for i in range(n):
+        for j in range(i + 2, min(n, i + gap_frames + 2)):
+            for before in per_frame[i]:
+                after = max(per_frame[j], key=lambda b: iou(before, b), default=None)
+                if after is None or iou(before, after) < MATCH_IOU:
+                    continue
+                for k in range(i + 1, j):
+                    if any(iou(before, b) >= MATCH_IOU or iou(after, b) >= MATCH_IOU for b in filled[k]):
+                        continue
+                    share = (k - i) / (j - i)
+                    filled[k].append(tuple(round(p + (q - p) * share) for p, q in zip(before, after)))
+    return [sorted(boxes) for boxes in filled]
+
+
+@dataclass(frozen=True)
+class DetectedVideo:
+    width: int
+    height: int
+    pts_s: list[float]
+    boxes: list[list[Box]]
+
+
+def detect_video(mp4_path: str, progress: Callable[[int, float], None] | None = None) -> DetectedVideo:
+    """Every frame of the video's first stream, decoded in order, through the detector,
+    then the gap fill. `progress(frame_index, pts_s)` after each frame."""
+    import av
+    detector = FaceDetector()
+    pts_s, found = [], []
+    try:
+        with av.open(mp4_path) as container:
+            if not container.streams.video:
+                raise FaceDetectionError(f"{mp4_path}: no video stream")
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            width, height = stream.codec_context.width, stream.codec_context.height
+            for frame in container.decode(stream):
+                t_s = round(float(frame.pts * frame.time_base), 6) if frame.pts is not None else 0.0
+                found.append(_inside(detector.detect(frame.to_ndarray(format="rgb24")), width, height))
+                pts_s.append(t_s)
+                if progress is not None:
+                    progress(len(found) - 1, t_s)
+    except av.FFmpegError as exc:
+        raise FaceDetectionError(f"{mp4_path}: cannot decode the video ({exc})") from None
+    return DetectedVideo(width, height, pts_s, [_inside(b, width, height) for b in fill_gaps(found)])
+
+
+def _inside(boxes: list[Box], width: int, height: int) -> list[Box]:
+    """Boxes clipped to the frame (interpolation and the cascade's edge windows may not be)."""
+    out = []
+    for x, y, w, h in boxes:
+        x0, y0 = max(0, x), max(0, y)
+        x1, y1 = min(width, x + w), min(height, y + h)
+        if x1 > x0 and y1 > y0:
+            out.append((x0, y0, x1 - x0, y1 - y0))
+    return out
+
+
+def face_list_for(video: DetectedVideo, mp4_name: str, mp4_sha256: str) -> FaceList:
+    """The detection list of a detected video: one entry per frame, boxes marked "detector"."""
+    frames = tuple(FaceFrame(i, t, tuple((*b, "detector") for b in boxes))
+                   for i, (t, boxes) in enumerate(zip(video.pts_s, video.boxes)))
+    return FaceList(detector_version(), mp4_name, mp4_sha256, video.width, video.height, len(frames),
+                    frames, ())
+
+
+# The time a list's pts_s and a decoded frame's may differ by (the list rounds to 1 µs).
+PTS_TOLERANCE_S = 0.0005
+
+
+def face_source(faces: FaceList) -> Callable[[int, float, np.ndarray], list[Box]]:
+    """A FaceSource (tools/release/media.py) that hides a list's boxes: frame `index` gets
+    that entry's boxes. A frame whose time or size is not the list's refuses the list:
+    a list made for other frames would hide the wrong places."""
+    def boxes(index: int, t_s: float, rgb: np.ndarray) -> list[Box]:
+        if rgb.shape[1] != faces.width or rgb.shape[0] != faces.height:
+            raise FaceListError(f"the face list is for {faces.width}x{faces.height} frames, this video's are "
+                                f"{rgb.shape[1]}x{rgb.shape[0]}")
+        if index >= faces.frame_count:
+            raise FaceListError(f"the face list covers {faces.frame_count} frames; this video has more")
+        entry = faces.frame_at(index)
+        if entry is None:
+            return []
+        if abs(entry.pts_s - t_s) > PTS_TOLERANCE_S:
+            raise FaceListError(f"the face list's frame {index} is at {entry.pts_s:.6f} s, the video's at "
+                                f"{t_s:.6f} s; it was made for other frames")
+        return [b[:4] for b in entry.boxes]
+    return boxes
