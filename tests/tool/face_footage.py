@@ -1,21 +1,23 @@
 """Test footage with faces in it, for automatic face redaction (issue 12).
 
 Faces from scikit-image's bundled sample data (the astronaut's, and two of the
-`lfw_subset` faces, upscaled) and two of `lfw_subset`'s non-face patches move across
-scikit-image's brick texture, with a steady tone as the sound. The clip is the camera's
-size, so the simulated camera shows it unscaled (docs/simulator.md: scaled to fit, here
-1:1, no letterbox) and a clip pixel is a camera pixel.
+`lfw_subset` faces, upscaled, one of them coming closer) and one of `lfw_subset`'s
+non-face patches move across scikit-image's brick texture, with a steady tone as the sound.
 
-Which clip frame a camera frame shows is read back from a code strip (simulator/pattern.py)
-burned across the clip's bottom rows, where the camera's own strip (at the top) does not
-reach: the ground truth of an exported frame is then the boxes of that clip frame, whatever
-the camera's clock and the clip's rate did.
+The clip is 640x320 and the simulated camera 480x270: docs/simulator.md's mapping scales
+it to 480x240 (x 0.75) and letterboxes it 14 rows down (even offsets), so the ground truth
+is mapped into the camera's pixels the same way (`camera_box`), with the simulator's own
+layout code. Which clip frame a camera frame shows is read back from a code strip
+(simulator/pattern.py) burned across the clip's bottom rows, where the camera's own strip
+(at the top) does not reach: the ground truth of an exported frame is then the boxes of
+that clip frame, whatever the camera's clock and the clip's rate did.
 
-    face_clip(path) -> FaceClip                 the MP4 and the true face box of every clip frame
+    face_clip(path) -> FaceClip                 the MP4 and the true face boxes of every clip frame
     truth_for_export(mp4, clip) -> [[boxes]]    per exported frame, the true face boxes it shows
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -23,8 +25,10 @@ import av
 import numpy as np
 
 from simulator.pattern import overlay_code, read_frame, strip_height_px
+from simulator.source_frames import _Layout as SourceLayout
 
-WIDTH, HEIGHT = 480, 270          # the clip, and the simulated camera that films it
+CLIP_WIDTH, CLIP_HEIGHT = 640, 320
+CAMERA_WIDTH, CAMERA_HEIGHT = 480, 270     # the simulated camera that films it (the scenario's size)
 CLIP_FPS = 25
 CLIP_S = 4.0
 TONE_HZ, AUDIO_RATE_HZ = 440.0, 48_000
@@ -35,9 +39,11 @@ Box = tuple[int, int, int, int]
 @dataclass(frozen=True)
 class FaceClip:
     path: str
-    width: int
+    width: int              # the clip's
     height: int
-    # Per clip frame (its index is the code burned into it): the true face boxes, x, y, w, h.
+    camera_width: int
+    camera_height: int
+    # Per clip frame (its index is the code burned into it): the true face boxes in clip pixels.
     faces: list[list[Box]]
     fps: int
 
@@ -50,11 +56,20 @@ class _Mover:
     face: bool
     face_box: Box                # the face within the patch
     visible_from: float = 0.0    # it enters the picture this far into the clip
+    end_scale: float = 1.0       # its size at the end, relative to its size at the start
 
-    def at(self, fraction: float) -> tuple[int, int]:
+    def at(self, fraction: float) -> tuple[int, int, np.ndarray, Box]:
+        """Top left, the patch and the face box within it, `fraction` of the way through."""
         x = self.start_xy[0] + (self.end_xy[0] - self.start_xy[0]) * fraction
         y = self.start_xy[1] + (self.end_xy[1] - self.start_xy[1]) * fraction
-        return round(x), round(y)
+        scale = 1.0 + (self.end_scale - 1.0) * fraction
+        if scale == 1.0:
+            return round(x), round(y), self.patch, self.face_box
+        h, w = self.patch.shape
+        sw, sh = round(w * scale), round(h * scale)
+        fx, fy, fw, fh = self.face_box
+        box = (round(fx * sw / w), round(fy * sh / h), round(fw * sw / w), round(fh * sh / h))
+        return round(x), round(y), _resize(self.patch, sw, sh), box
 
 
 def _resize(grey: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -66,10 +81,11 @@ def _movers() -> list[_Mover]:
     from skimage import data
     from skimage.color import rgb2gray
     astronaut = (rgb2gray(data.astronaut()) * 255).astype(np.uint8)
-    # Her head and shoulders (the face itself is about x 175-265, y 60-175 of 512x512).
-    head = _resize(astronaut[20:240, 130:310], 90, 110)
-    face_in_head = (round((175 - 130) * 90 / 180), round((60 - 20) * 110 / 220),
-                    round(90 * 90 / 180), round(115 * 110 / 220))
+    # Her head and shoulders; the face itself is about x 175-265, y 60-175 of the 512x512.
+    head_w, head_h = 120, 146
+    head = _resize(astronaut[20:240, 130:310], head_w, head_h)
+    face_in_head = (round((175 - 130) * head_w / 180), round((60 - 20) * head_h / 220),
+                    round(90 * head_w / 180), round(115 * head_h / 220))
     lfw = (data.lfw_subset() * 255).astype(np.uint8)     # 0-99 faces, 100-199 non-faces, 25x25
 
     # An lfw crop is the face itself; some of the surrounding grey is added so the
@@ -80,21 +96,23 @@ def _movers() -> list[_Mover]:
         top, left = size // 4, size // 8
         out[top:top + size, left:left + size] = big
         return out, (left, top, size, size)
-    a, a_box = framed(lfw[0], 56)
-    b, b_box = framed(lfw[7], 48)
-    # Two lanes, above and below the middle, so that no two patches ever overlap.
+    a, a_box = framed(lfw[0], 64)
+    b, b_box = framed(lfw[7], 64)
+    # Clip pixels. The camera's strip covers the clip's top ~30 rows, the clip's code its
+    # bottom 48: the patches stay between, in two lanes, and never overlap one another.
     return [
-        _Mover(head, (10, 40), (200, 44), True, face_in_head),
-        _Mover(_resize(lfw[130], 50, 50), (420, 60), (320, 70), False, (0, 0, 50, 50)),
-        _Mover(a, (400, 148), (220, 150), True, a_box),
-        _Mover(b, (10, 156), (130, 150), True, b_box, visible_from=0.4),
+        _Mover(head, (10, 32), (260, 36), True, face_in_head),
+        _Mover(_resize(lfw[130], 66, 66), (560, 50), (440, 60), False, (0, 0, 66, 66)),
+        # Coming closer: 64 px growing to 96 px (48 to 72 in the camera).
+        _Mover(a, (530, 160), (420, 128), True, a_box, end_scale=1.5),
+        _Mover(b, (10, 176), (170, 176), True, b_box, visible_from=0.4),
     ]
 
 
 def _background() -> np.ndarray:
     from skimage import data
     brick = data.brick()                                   # 512x512 grey
-    return (_resize(brick, WIDTH, HEIGHT).astype(np.int16) // 2 + 70).astype(np.uint8)
+    return (_resize(brick, CLIP_WIDTH, CLIP_HEIGHT).astype(np.int16) // 2 + 70).astype(np.uint8)
 
 
 def face_picture(index: int, frames: int, movers: list[_Mover], background: np.ndarray) -> tuple[np.ndarray, list[Box]]:
@@ -105,20 +123,19 @@ def face_picture(index: int, frames: int, movers: list[_Mover], background: np.n
     for mover in movers:
         if fraction < mover.visible_from:
             continue
-        x, y = mover.at(fraction)
-        h, w = mover.patch.shape
-        luma[y:y + h, x:x + w] = mover.patch
+        x, y, patch, (fx, fy, fw, fh) = mover.at(fraction)
+        h, w = patch.shape
+        luma[y:y + h, x:x + w] = patch
         if mover.face:
-            fx, fy, fw, fh = mover.face_box
             boxes.append((x + fx, y + fy, fw, fh))
     # overlay_code wants room for two strips (its check for a camera picture); only the
     # first is the code, and only it goes into the clip's bottom rows.
-    strip = strip_height_px(WIDTH)
-    code = np.zeros((2 * strip, WIDTH), np.uint8)
+    strip = strip_height_px(CLIP_WIDTH)
+    code = np.zeros((2 * strip, CLIP_WIDTH), np.uint8)
     overlay_code(code, index, 0)
-    luma[HEIGHT - strip:] = code[:strip]
-    yuv = np.full((HEIGHT * 3 // 2, WIDTH), 128, np.uint8)
-    yuv[:HEIGHT] = luma
+    luma[CLIP_HEIGHT - strip:] = code[:strip]
+    yuv = np.full((CLIP_HEIGHT * 3 // 2, CLIP_WIDTH), 128, np.uint8)
+    yuv[:CLIP_HEIGHT] = luma
     return yuv, boxes
 
 
@@ -131,7 +148,7 @@ def face_clip(path: str, seconds: float = CLIP_S) -> FaceClip:
     tone = (0.3 * np.sin(2 * np.pi * TONE_HZ * t)).astype(np.float32)
     with av.open(str(path), "w") as container:
         video = container.add_stream("libx264", rate=CLIP_FPS)
-        video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        video.width, video.height, video.pix_fmt = CLIP_WIDTH, CLIP_HEIGHT, "yuv420p"
         video.time_base = video.codec_context.time_base = Fraction(1, CLIP_FPS)
         video.options = {"preset": "ultrafast", "crf": "14", "bf": "0"}
         audio = container.add_stream("aac", rate=AUDIO_RATE_HZ)
@@ -149,25 +166,41 @@ def face_clip(path: str, seconds: float = CLIP_S) -> FaceClip:
             frame.sample_rate, frame.pts, frame.time_base = AUDIO_RATE_HZ, start, Fraction(1, AUDIO_RATE_HZ)
             container.mux(audio.encode(frame))
         container.mux(audio.encode(None))
-    return FaceClip(str(path), WIDTH, HEIGHT, truth, CLIP_FPS)
+    return FaceClip(str(path), CLIP_WIDTH, CLIP_HEIGHT, CAMERA_WIDTH, CAMERA_HEIGHT, truth, CLIP_FPS)
 
 
-def clip_frame_shown(luma: np.ndarray) -> int | None:
-    """Which clip frame a camera frame (luma, the clip's size) shows: its bottom code strip."""
-    code = read_frame(luma[HEIGHT - strip_height_px(WIDTH):HEIGHT])
+def _layout(clip: FaceClip) -> SourceLayout:
+    return SourceLayout(clip.width, clip.height, Fraction(1), 0, clip.camera_width, clip.camera_height)
+
+
+def camera_box(box: Box, clip: FaceClip) -> Box:
+    """A clip box in the camera's pixels, rounded outwards (the true face is all inside it)."""
+    layout = _layout(clip)
+    sx, sy = layout.fit_w / clip.width, layout.fit_h / clip.height
+    x, y, w, h = box
+    x0, y0 = layout.x0 + math.floor(x * sx), layout.y0 + math.floor(y * sy)
+    x1, y1 = layout.x0 + math.ceil((x + w) * sx), layout.y0 + math.ceil((y + h) * sy)
+    return x0, y0, x1 - x0, y1 - y0
+
+
+def clip_frame_shown(luma: np.ndarray, clip: FaceClip) -> int | None:
+    """Which clip frame a camera frame (its luma plane) shows: the clip's bottom code strip,
+    where the layout put it."""
+    layout = _layout(clip)
+    bottom = layout.y0 + layout.fit_h
+    code = read_frame(luma[bottom - strip_height_px(layout.fit_w):bottom, layout.x0:layout.x0 + layout.fit_w])
     return None if code is None else code[0]
 
 
 def truth_for_export(mp4_path: str, clip: FaceClip) -> list[list[Box]]:
-    """Per frame of an exported event filmed from `clip`: the true face boxes it shows.
-
-    Frames whose clip code cannot be read fail loudly: a ground truth guessed is no truth.
-    """
+    """Per frame of an exported event filmed from `clip`: the true face boxes it shows, in
+    the camera's pixels. A frame whose clip code cannot be read fails loudly: a ground
+    truth guessed is no truth."""
     truth = []
     with av.open(str(mp4_path)) as container:
         for i, frame in enumerate(container.decode(video=0)):
-            assert (frame.width, frame.height) == (clip.width, clip.height), "camera and clip sizes differ"
-            shown = clip_frame_shown(frame.reformat(format="yuv420p").to_ndarray()[:clip.height])
+            assert (frame.width, frame.height) == (clip.camera_width, clip.camera_height), "not this camera's size"
+            shown = clip_frame_shown(frame.reformat(format="yuv420p").to_ndarray()[:frame.height], clip)
             assert shown is not None and 0 <= shown < len(clip.faces), f"exported frame {i}: no clip code"
-            truth.append(list(clip.faces[shown]))
+            truth.append([camera_box(b, clip) for b in clip.faces[shown]])
     return truth

@@ -45,7 +45,7 @@ def filmed(bwc, custodian, tmp_path_factory):
     base = tmp_path_factory.mktemp("faces")
     clip = face_clip(str(base / "clip.mp4"))
     scenario = base / "faces.toml"
-    scenario.write_text(SCENARIO.format(width=clip.width, height=clip.height), encoding="utf-8")
+    scenario.write_text(SCENARIO.format(width=clip.camera_width, height=clip.camera_height), encoding="utf-8")
     device = _provision(base, "cam-faces-01", custodian)
     r = bwc("run", "--device", device.dir, "--hal", "sim", "--source", clip.path, "--scenario", scenario)
     assert r.returncode == 0, str(r)

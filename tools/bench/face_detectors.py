@@ -55,7 +55,7 @@ def make(out_dir: str) -> str:
     clip = face_footage.face_clip(os.path.join(out_dir, "clip.mp4"))
     scenario = os.path.join(out_dir, "scenario.toml")
     with open(scenario, "w", encoding="utf-8") as f:
-        f.write(SCENARIO.format(width=clip.width, height=clip.height))
+        f.write(SCENARIO.format(width=clip.camera_width, height=clip.camera_height))
 
     def bwc(*args: str) -> None:
         env = dict(os.environ, PYTHONPATH=REPO)
