@@ -102,6 +102,38 @@ def mediapipe_detector(model_selection: int, min_confidence: float = 0.5):
     return detect
 
 
+def mediapipe_tiled(model_selection: int, tile_px: int, min_confidence: float = 0.5):
+    """MediaPipe on half-overlapping square tiles (plus the last tile flush with each edge),
+    the boxes of all tiles merged, best score first, dropping any at IoU >= 0.3 with one
+    kept: the model shrinks its input to 128 or 192 px, where a face a tenth of the frame
+    wide is too small to find, while in a tile of about that size it is found. A face larger
+    than a tile is cut by every tile; a real use would add the whole frame as a tile."""
+    import mediapipe as mp
+    detector = mp.solutions.face_detection.FaceDetection(model_selection=model_selection,
+                                                         min_detection_confidence=min_confidence)
+
+    def starts(size: int) -> list[int]:
+        last = max(0, size - tile_px)
+        return sorted(set(range(0, last, tile_px // 2)) | {last})
+
+    def detect(rgb: np.ndarray) -> list:
+        scored = []
+        for y in starts(rgb.shape[0]):
+            for x in starts(rgb.shape[1]):
+                tile = np.ascontiguousarray(rgb[y:y + tile_px, x:x + tile_px])
+                h, w = tile.shape[:2]
+                for d in detector.process(tile).detections or []:
+                    r = d.location_data.relative_bounding_box
+                    scored.append((d.score[0], (x + round(r.xmin * w), y + round(r.ymin * h),
+                                                round(r.width * w), round(r.height * h))))
+        kept: list = []
+        for _, box in sorted(scored, key=lambda s: -s[0]):
+            if all(iou(box, k) < MATCH_IOU for k in kept):
+                kept.append(box)
+        return kept
+    return detect
+
+
 def _candidates() -> dict:
     out = {}
     try:
@@ -117,6 +149,9 @@ def _candidates() -> dict:
         import mediapipe  # noqa: F401
         out["mediapipe 0.10 face_detection short range"] = lambda: mediapipe_detector(0)
         out["mediapipe 0.10 face_detection full range"] = lambda: mediapipe_detector(1)
+        out["mediapipe 0.10 short range, 192 px tiles"] = lambda: mediapipe_tiled(0, 192)
+        out["mediapipe 0.10 full range, 192 px tiles"] = lambda: mediapipe_tiled(1, 192)
+        out["mediapipe 0.10 full range, 128 px tiles"] = lambda: mediapipe_tiled(1, 128)
     except ImportError:
         pass
     return out
