@@ -138,6 +138,14 @@ def test_a_face_list_is_never_written_into_evidence_storage_or_over_a_list(bwc, 
     assert r.returncode == 2 and "already exists" in r.stderr and listed.read_text() == text
 
 
+def test_a_file_that_is_no_video_is_refused_in_one_line_and_nothing_is_written(bwc, tmp_path):
+    bogus = tmp_path / "event.mp4"
+    bogus.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(2000))
+    r = bwc("faces", bogus, "--out", tmp_path / "faces.json")
+    assert r.returncode == 2 and "cannot decode" in r.stderr and r.stderr.count("\n") == 1
+    assert not (tmp_path / "faces.json").exists()
+
+
 @pytest.fixture(scope="module")
 def event_mp4(export_pinned):
     """The session recording's first exported event: another original than the face footage."""

@@ -197,3 +197,63 @@ def test_face_list_bytes_puts_one_frame_on_a_line():
     text = face_list_bytes(faces).decode()
     assert '[0, 0.0, [[1, 2, 3, 4, "detector"]]]' in text and "[1, 0.1, []]" in text
     assert parse_face_list(text.encode(), "x") == faces
+
+
+def test_a_release_takes_the_reviewed_list_or_refuses_a_required_review_it_lacks(tmp_path):
+    from tools.release.faces import face_summary, faces_for_release
+    path = tmp_path / "reviewed.json"
+    write_face_list(_parse(_doc()), str(path))
+    faces = faces_for_release("unused.mp4", SHA, review_file=str(path), review_required=True)
+    assert face_summary(faces) == {"detector": "test", "frames_with_faces": 1, "detector_boxes": 1,
+                                   "reviewer_boxes": 0, "dropped_boxes": 0}
+    with pytest.raises(FaceListError, match="made for another original"):
+        faces_for_release("unused.mp4", "cd" * 32, review_file=str(path))
+    with pytest.raises(FaceListError, match="review_required"):
+        faces_for_release("unused.mp4", SHA, review_required=True)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tail=st.binary(max_size=3000))
+def test_any_file_given_as_a_video_is_detected_or_refused_in_one_line(tail, tmp_path):
+    pytest.importorskip("cv2")
+    from tools.release.faces import FaceDetectionError, detect_video
+    path = tmp_path / "event.mp4"
+    path.write_bytes(b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + tail)
+    try:
+        video = detect_video(str(path))
+    except FaceDetectionError as exc:
+        assert "\n" not in str(exc)
+    else:
+        assert all(len(b) == 4 for boxes in video.boxes for b in boxes)
+
+
+@pytest.fixture(scope="module")
+def small_mp4(tmp_path_factory) -> bytes:
+    import av
+    path = tmp_path_factory.mktemp("clip") / "small.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(5):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 40 * i, np.uint8), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path.read_bytes()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 255)), min_size=1, max_size=8))
+def test_a_damaged_video_is_detected_or_refused_in_one_line(flips, small_mp4, tmp_path):
+    pytest.importorskip("cv2")
+    from tools.release.faces import FaceDetectionError, detect_video
+    data = bytearray(small_mp4)
+    for at, value in flips:
+        data[at % len(data)] ^= value
+    path = tmp_path / "event.mp4"
+    path.write_bytes(bytes(data))
+    try:
+        video = detect_video(str(path))
+    except FaceDetectionError as exc:
+        assert "\n" not in str(exc)
+    else:
+        assert len(video.boxes) == len(video.pts_s) <= 5

@@ -113,22 +113,38 @@ def detect_video(mp4_path: str, progress: Callable[[int, float], None] | None = 
     import av
     detector = FaceDetector()
     pts_s, found = [], []
+    size = None
     try:
         with av.open(mp4_path) as container:
-            if not container.streams.video:
-                raise FaceDetectionError(f"{mp4_path}: no video stream")
+            if not container.streams.video or container.streams.video[0].codec_context is None:
+                raise FaceDetectionError(f"{mp4_path}: no decodable video stream")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            width, height = stream.codec_context.width, stream.codec_context.height
             for frame in container.decode(stream):
+                # The first frame's size is the video's: a damaged file may say otherwise in
+                # its header, and a list for a size the frames do not have would be refused later.
+                if size is None:
+                    size = (frame.width, frame.height)
+                    if min(size) < 2:
+                        raise FaceDetectionError(f"{mp4_path}: a {size[0]}x{size[1]} video cannot be redacted")
+                elif (frame.width, frame.height) != size:
+                    raise FaceDetectionError(f"{mp4_path}: frame {len(found)} is {frame.width}x{frame.height}, "
+                                             f"the first was {size[0]}x{size[1]}; the video is damaged")
                 t_s = round(float(frame.pts * frame.time_base), 6) if frame.pts is not None else 0.0
-                found.append(_inside(detector.detect(frame.to_ndarray(format="rgb24")), width, height))
+                found.append(_inside(detector.detect(frame.to_ndarray(format="rgb24")), *size))
                 pts_s.append(t_s)
                 if progress is not None:
                     progress(len(found) - 1, t_s)
-    except av.FFmpegError as exc:
-        raise FaceDetectionError(f"{mp4_path}: cannot decode the video ({exc})") from None
-    return DetectedVideo(width, height, pts_s, [_inside(b, width, height) for b in fill_gaps(found)])
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        # ValueError: PyAV reads a damaged file's metadata strings as UTF-8 (UnicodeDecodeError).
+        raise FaceDetectionError(f"{mp4_path}: cannot decode the video ({_one_line(exc)})") from None
+    if size is None:
+        raise FaceDetectionError(f"{mp4_path}: no decodable video frame")
+    return DetectedVideo(size[0], size[1], pts_s, [_inside(b, *size) for b in fill_gaps(found)])
+
+
+def _one_line(exc: Exception) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
 
 
 def _inside(boxes: list[Box], width: int, height: int) -> list[Box]:
@@ -172,3 +188,26 @@ def face_source(faces: FaceList) -> Callable[[int, float, np.ndarray], list[Box]
                                 f"{t_s:.6f} s; it was made for other frames")
         return [b[:4] for b in entry.boxes]
     return boxes
+
+
+def faces_for_release(mp4_path: str, mp4_sha256: str, review_file: str | None = None,
+                      review_required: bool = False,
+                      progress: Callable[[int, float], None] | None = None) -> FaceList:
+    """The face list a release hides: the reviewed one if the plan names it (refused if made
+    for another original), else the detector's, run now over every frame. A plan that
+    requires a review and names none is refused."""
+    from tools.release.face_list import read_face_list
+    if review_file is not None:
+        return read_face_list(review_file, original_sha256=mp4_sha256)
+    if review_required:
+        raise FaceListError("[faces] review_required is set but no review_file is named")
+    return face_list_for(detect_video(mp4_path, progress), os.path.basename(mp4_path), mp4_sha256)
+
+
+def face_summary(faces: FaceList) -> dict:
+    """What the release record can say about the faces hidden: who found them, and how far
+    a reviewer changed the detector's list."""
+    sources = [b[4] for f in faces.frames for b in f.boxes]
+    return {"detector": faces.detector, "frames_with_faces": sum(1 for f in faces.frames if f.boxes),
+            "detector_boxes": sources.count("detector"), "reviewer_boxes": sources.count("reviewer"),
+            "dropped_boxes": len(faces.dropped)}

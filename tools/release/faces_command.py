@@ -73,12 +73,12 @@ def _check(mp4_path: str, list_path: str) -> int:
     from tools.release.files import sha256_file
     if not os.path.isfile(mp4_path):
         raise _Refused(f"{mp4_path}: no such file")
+    from tools.release.faces import face_summary
     faces = read_face_list(list_path, original_sha256=sha256_file(mp4_path))
-    detector = sum(1 for f in faces.frames for b in f.boxes if b[4] == "detector")
-    reviewer = sum(1 for f in faces.frames for b in f.boxes if b[4] == "reviewer")
+    summary = face_summary(faces)
     print(f"face list: {list_path} is for {faces.mp4}: {faces.frame_count} frames, "
-          f"{sum(1 for f in faces.frames if f.boxes)} with faces; {detector} detector boxes, "
-          f"{reviewer} added by a reviewer, {len(faces.dropped)} dropped")
+          f"{summary['frames_with_faces']} with faces; {summary['detector_boxes']} detector boxes, "
+          f"{summary['reviewer_boxes']} added by a reviewer, {summary['dropped_boxes']} dropped")
     return EXIT_OK
 
 
