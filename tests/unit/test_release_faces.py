@@ -257,3 +257,18 @@ def test_a_damaged_video_is_detected_or_refused_in_one_line(flips, small_mp4, tm
         assert "\n" not in str(exc)
     else:
         assert len(video.boxes) == len(video.pts_s) <= 5
+
+
+def test_on_a_terminal_bwc_faces_shows_a_progress_bar_and_writes_the_list(small_mp4, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("cv2")
+    import argparse
+    import sys
+    from tools.release import faces_command
+    mp4 = tmp_path / "event.mp4"
+    mp4.write_bytes(small_mp4)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
+    args = argparse.Namespace(export_mp4=str(mp4), out=str(tmp_path / "faces.json"), check=None)
+    assert faces_command.run(args) == 0
+    assert read_face_list(str(tmp_path / "faces.json")).frame_count == 5
+    assert "5 frames, 0 with faces" in capsys.readouterr().out
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []    # no temporary left

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import tempfile
 from dataclasses import dataclass
 
 from tools.release.files import read_bounded, unique_members
@@ -87,10 +88,19 @@ def face_list_bytes(faces: FaceList) -> bytes:
 
 
 def write_face_list(faces: FaceList, path: str) -> None:
-    """Owner-only (a face list says where people are in evidence footage), never overwriting."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(face_list_bytes(faces))
+    """Owner-only (a face list says where people are in evidence footage), never over an
+    existing file, and whole or not at all: written beside `path` under a hidden name, then
+    hard-linked into place (FileExistsError if `path` exists by then)."""
+    directory, name = os.path.split(os.path.abspath(path))
+    fd, temp = tempfile.mkstemp(prefix=f".{name}.", dir=directory)   # 0600 whatever the umask
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(face_list_bytes(faces))
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(temp, path)
+    finally:
+        os.unlink(temp)
 
 
 def read_face_list(path: str, original_sha256: str | None = None) -> FaceList:

@@ -90,8 +90,11 @@ class _progress_bar:
         if sys.stdout.isatty():
             import av
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-            with av.open(mp4_path) as container:
-                total = container.streams.video[0].frames if container.streams.video else 0
+            try:
+                with av.open(mp4_path) as container:
+                    total = container.streams.video[0].frames if container.streams.video else 0
+            except (av.FFmpegError, OSError, ValueError):
+                total = 0      # detect_video says what is wrong with the file, in one line
             self._bars = Progress(TextColumn("faces"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
             self._task = self._bars.add_task("faces", total=total or None)
 
