@@ -115,6 +115,40 @@ def test_a_reviewers_drop_and_add_are_read_back_and_hidden(bwc, filmed, tmp_path
     assert (10, 60, 40, 40) in hidden and tuple(false_one[:4]) not in hidden
 
 
+def test_a_reviewer_corrects_the_list_with_bwc_faces_edit(bwc, filmed, tmp_path):
+    from tools.release.face_list import read_face_list
+    mp4, _, listed, _, _ = filmed
+    before = listed.read_bytes()
+    faces = read_face_list(str(listed))
+    false_one = faces.frame_at(7).boxes[0][:4]
+    reviewed = tmp_path / "reviewed.json"
+    r = bwc("faces", mp4, "--edit", listed, "--add", "0.5-1.0:10,60,40,40",
+            "--drop", f"7:{','.join(map(str, false_one))}", "--out", reviewed)
+    assert r.returncode == 0, str(r)
+    assert listed.read_bytes() == before                                  # the detector's list is kept
+    assert oct(reviewed.stat().st_mode & 0o777) == "0o600"
+    corrected = read_face_list(str(reviewed))
+    in_span = [f.index for f in corrected.frames if 0.5 <= f.pts_s < 1.0]
+    assert len(in_span) == 5 and all((10, 60, 40, 40) in corrected.boxes_at(i) for i in in_span)
+    assert false_one not in corrected.boxes_at(7) and corrected.dropped == ((7, *false_one),)
+    r = bwc("faces", mp4, "--check", reviewed)
+    assert r.returncode == 0 and "5 added by a reviewer, 1 dropped" in r.stdout
+    r = bwc("faces", mp4, "--edit", listed, "--drop", "7:1,1,1,1", "--out", tmp_path / "again.json")
+    assert r.returncode == 2 and "frame 7 has no such box" in r.stderr and not (tmp_path / "again.json").exists()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--add", "0-1:1,1,5,5", "--out", "x.json"], "--add and --drop correct a list named with --edit"),
+    ([], "say where the list goes with --out"),
+    (["--check", "a.json", "--out", "x.json"], "--check reads a list"),
+])
+def test_options_that_do_not_go_together_are_refused_in_one_line(bwc, filmed, tmp_path, extra, message):
+    mp4 = filmed[0]
+    r = bwc("faces", mp4, *extra, cwd=tmp_path)
+    assert r.returncode == 2 and message in r.stderr and r.stderr.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_list_made_for_another_event_or_malformed_is_refused_in_one_line(bwc, filmed, event_mp4, tmp_path):
     mp4, _, listed, _, _ = filmed
     r = bwc("faces", event_mp4, "--check", listed)

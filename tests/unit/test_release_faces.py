@@ -267,7 +267,8 @@ def test_on_a_terminal_bwc_faces_shows_a_progress_bar_and_writes_the_list(small_
     mp4 = tmp_path / "event.mp4"
     mp4.write_bytes(small_mp4)
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
-    args = argparse.Namespace(export_mp4=str(mp4), out=str(tmp_path / "faces.json"), check=None)
+    args = argparse.Namespace(export_mp4=str(mp4), out=str(tmp_path / "faces.json"), check=None, edit=None,
+                              add=[], drop=[])
     assert faces_command.run(args) == 0
     assert read_face_list(str(tmp_path / "faces.json")).frame_count == 5
     assert "5 frames, 0 with faces" in capsys.readouterr().out
