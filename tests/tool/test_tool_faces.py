@@ -185,3 +185,46 @@ def event_mp4(export_pinned):
     """The session recording's first exported event: another original than the face footage."""
     assert export_pinned.result.returncode == 0, str(export_pinned.result)
     return sorted(export_pinned.out.glob("event-*.mp4"))[0]
+
+
+def test_redact_media_hides_the_lists_faces_with_the_plans_margin(filmed, tmp_path):
+    """What bwc redact will do with [faces] (wired in tools/release/redact.py): every frame's
+    listed faces, grown by the margin, mosaicked in the release; the true faces unreadable."""
+    import av
+    import numpy as np
+    from tools.release.face_list import read_face_list
+    from tools.release.faces import face_source
+    from tools.release.frame_ops import clip_box, expand
+    from tools.release.media import redact_media
+    from tools.release.plan import parse_plan
+    mp4, truth, listed, _, _ = filmed
+    plan = parse_plan('version = 1\n[release]\nreleased_by = "R"\nreason = "test"\n[faces]\nenabled = true\n', "plan.toml")
+    faces = read_face_list(str(listed))
+    release = tmp_path / "release.mp4"
+    result = redact_media(str(mp4), str(release), plan, faces=face_source(faces))
+    assert result.frames == faces.frame_count
+    assert len(result.masks) == sum(1 for f in faces.frames if f.boxes) > 0
+    for index, _, hidden in result.masks:
+        expected = [list(clip_box(expand(b, plan.faces.margin_fraction), faces.width, faces.height))
+                    for b in faces.boxes_at(index)]
+        assert sorted(h[:4] for h in hidden) == sorted(expected)
+        assert all(h[4:] == ["blur", "face"] for h in hidden)
+
+    # Each true face in the release is the mosaic of the original there (within the
+    # re-encoding's noise), and the detector no longer finds it.
+    from tools.release.faces import FaceDetector
+    from tools.release.frame_ops import mosaic
+    detector = FaceDetector()
+    with av.open(str(mp4)) as a, av.open(str(release)) as b:
+        for i, (orig, red) in enumerate(zip(a.decode(video=0), b.decode(video=0))):
+            original, redacted = orig.to_ndarray(format="rgb24"), red.to_ndarray(format="rgb24")
+            expected = original.copy()
+            for box in faces.boxes_at(i):
+                mosaic(expected, clip_box(expand(box, plan.faces.margin_fraction), faces.width, faces.height))
+            for x, y, w, h in truth[i]:
+                crop = (slice(y, y + h), slice(x, x + w))
+                assert np.abs(redacted[crop].astype(int) - expected[crop]).mean() < 4.0, f"frame {i}"
+                assert np.abs(redacted[crop].astype(int) - original[crop]).mean() > 8.0, f"frame {i}"
+            found = detector.detect(redacted)
+            assert not any(_iou(box, face) >= 0.3 for box in found for face in truth[i]), \
+                f"frame {i}: a face is still found in the release"
