@@ -12,6 +12,19 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from tools.release.face_list import (FaceFrame, FaceList, FaceListError, face_list_bytes, parse_face_list,
                                      read_face_list, write_face_list)
 
+INSTALL = {"cv2": "opencv-contrib-python-headless>=4.10,<5", "skimage.data": "scikit-image"}
+
+
+def need(module: str):
+    """The detector's library, or a failure naming the install line: a face test skipped
+    for want of OpenCV would let CI pass without ever looking for a face."""
+    import importlib
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        pytest.fail(f"this test needs {module}: pip install '{INSTALL[module]}'")
+
+
 VECTOR = os.path.join(os.path.dirname(__file__), "..", "vectors", "face-list-v1.json")
 SHA = "ab" * 32
 
@@ -176,8 +189,8 @@ def test_a_face_source_gives_a_lists_boxes_and_refuses_other_frames():
 # -- the detector on synthetic frames --------------------------------------------------
 
 def test_the_detector_finds_the_astronauts_face_and_nothing_on_a_striped_wall():
-    pytest.importorskip("cv2")
-    skimage_data = pytest.importorskip("skimage.data")
+    need("cv2")
+    skimage_data = need("skimage.data")
     from tools.release.faces import FaceDetector, detector_version, iou
     detector = FaceDetector()
     astronaut = skimage_data.astronaut()
@@ -215,7 +228,7 @@ def test_a_release_takes_the_reviewed_list_or_refuses_a_required_review_it_lacks
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(tail=st.binary(max_size=3000))
 def test_any_file_given_as_a_video_is_detected_or_refused_in_one_line(tail, tmp_path):
-    pytest.importorskip("cv2")
+    need("cv2")
     from tools.release.faces import FaceDetectionError, detect_video
     path = tmp_path / "event.mp4"
     path.write_bytes(b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + tail)
@@ -244,7 +257,7 @@ def small_mp4(tmp_path_factory) -> bytes:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 255)), min_size=1, max_size=8))
 def test_a_damaged_video_is_detected_or_refused_in_one_line(flips, small_mp4, tmp_path):
-    pytest.importorskip("cv2")
+    need("cv2")
     from tools.release.faces import FaceDetectionError, detect_video
     data = bytearray(small_mp4)
     for at, value in flips:
@@ -260,7 +273,7 @@ def test_a_damaged_video_is_detected_or_refused_in_one_line(flips, small_mp4, tm
 
 
 def test_on_a_terminal_bwc_faces_shows_a_progress_bar_and_writes_the_list(small_mp4, tmp_path, monkeypatch, capsys):
-    pytest.importorskip("cv2")
+    need("cv2")
     import argparse
     import sys
     from tools.release import faces_command
