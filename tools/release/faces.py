@@ -2,13 +2,15 @@
 
 The detector is OpenCV's Haar cascade `haarcascade_frontalface_alt.xml`, the model file
 the opencv wheel ships (`cv2.data.haarcascades`): nothing is downloaded, and the same
-wheel version gives the same boxes. It was chosen over MediaPipe's bundled face detector
-on recall, measured on the simulator footage of tests/tool/face_footage.py
-(tools/bench/face_detectors.py; the table is in docs/release-faces.md).
+wheel version gives the same boxes. MediaPipe's bundled face detector, measured on the
+same footage (tools/bench/face_detectors.py; the table is in docs/release-faces.md),
+found a third of the faces on the whole frame and tied the cascade only when run on
+tiles, with a second OpenCV build and jax besides: the cascade was kept.
 
 A detector misses a face now and then for a frame or two (motion blur, a turn of the
-head) while finding it either side; so a face found in frames i-k and i+k (k <= GAP_FILL_FRAMES)
-at overlapping places is carried through the frames between, its box interpolated. A box
+head) while finding it either side; so a face found in frames i and j at overlapping
+places, missed in the at most GAP_FILL_FRAMES frames between, is carried through them, its
+box interpolated. A box
 found in no neighbouring frame is kept as it is: a false box costs a blurred patch of
 wall, a missed face costs a person's privacy.
 """
@@ -23,8 +25,10 @@ import numpy as np
 from tools.release.face_list import Box, FaceFrame, FaceList, FaceListError
 
 CASCADE_FILE = "haarcascade_frontalface_alt.xml"
-# Tuned on the test footage (docs/release-faces.md §4): 1.1 and 4 found every face there
-# without a false box; 1.05 costs twice the time for nothing, 3 neighbours admit false boxes.
+# Tuned on the test footage (docs/release-faces.md §4), where 1.05 to 1.2 and 3 or 4
+# neighbours all found every face: 1.1 keeps the steps between sizes fine enough for a face
+# between two of them at less than half 1.05's time; 4 neighbours is one more vote against
+# a false box (frontalface_default at 3 gave some on earlier footage).
 SCALE_FACTOR = 1.1
 MIN_NEIGHBOURS = 4
 MIN_FACE_PX = 24            # the cascade's own window: nothing smaller can be found
