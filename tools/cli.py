@@ -17,7 +17,7 @@ class UsageError(Exception):
 # Commands whose modules add their own parsers. A custodian's `bwc verify` / `bwc export`
 # does not import them: they bring numpy, PyAV and the Pi backends (about 0.25 s a run).
 _MODULE_COMMANDS = {"bench": "tools.bench.command", "offload": "tools.offload.command", "pod": "tools.pod_command", "world": "tools.world_command", "sim": "tools.sim_command",
-                    "redact": "tools.release.command",
+                    "redact": "tools.release.command", "faces": "tools.release.faces_command",
                     "verify-release": "tools.release.verify_command",
                     "release-csr": "tools.release.csr_command",
                     "install-service": "tools.service", "doctor": "tools.doctor"}
