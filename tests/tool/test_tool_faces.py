@@ -231,3 +231,55 @@ def test_redact_media_hides_the_lists_faces_with_the_plans_margin(filmed, tmp_pa
             found = detector.detect(redacted)
             assert not any(_iou(box, face) >= 0.3 for box in found for face in truth[i]), \
                 f"frame {i}: a face is still found in the release"
+
+
+@pytest.fixture(scope="module")
+def release_key(bwc, tmp_path_factory):
+    base = tmp_path_factory.mktemp("faces-release-key")
+    assert bwc("keygen", "--release", "--out", base).returncode == 0
+    return base / "release.key", base / "release.pub"
+
+
+def _hidden_faces_share(record: dict, truth: list) -> tuple[int, int]:
+    """(frames where every true face lies inside a face mask the release applied, frames with a face)."""
+    masks = {m[0]: [b for b in m[2] if b[5] == "face"] for m in record["masks"]}
+    visible = [i for i, t in enumerate(truth) if t]
+    hidden = sum(1 for i in visible if all(any(_covers(b[:4], face) for b in masks.get(i, [])) for face in truth[i]))
+    return hidden, len(visible)
+
+
+@pytest.mark.parametrize("source", ["the detector, run by bwc redact", "a reviewed list beside the plan"])
+def test_bwc_redact_blurs_the_faces_and_verify_release_accepts_it(bwc, filmed, release_key, tmp_path, source):
+    """A plan with [faces]: the faces are blurred in >= 95 % of the frames where one is visible,
+    the record names the detector, and verify-release finds the release honest: nothing but
+    the declared masks changed, and each declared face mask is hidden in the release."""
+    mp4, truth, listed, device, _ = filmed
+    faces_table = "[faces]\n"
+    if source.startswith("a reviewed"):
+        (tmp_path / "faces.reviewed.json").write_bytes(listed.read_bytes())
+        faces_table += 'review_file = "faces.reviewed.json"\nreview_required = true\n'
+    (tmp_path / "plan.toml").write_text('version = 1\n[release]\nreleased_by = "R. Officer"\nreason = "FOIA 12"\n'
+                                        + faces_table)
+    r = bwc("redact", mp4, "--plan", tmp_path / "plan.toml", "--release-key", release_key[0], "--out", tmp_path / "out")
+    assert r.returncode == 0, str(r)
+    release = tmp_path / "out" / (mp4.stem + ".release.mp4")
+    record = json.loads(release.with_suffix(".json").read_text())
+    [op] = [op for op in record["operations"] if op["op"] == "faces"]
+    assert op["detector"].startswith("opencv ") and "haarcascade_frontalface_alt.xml" in op["detector"]
+    assert op["review_file"] == ("faces.reviewed.json" if source.startswith("a reviewed") else None)
+    hidden, visible = _hidden_faces_share(record, truth)
+    assert hidden >= 0.95 * visible, f"every face hidden in {hidden} of {visible} frames"
+    r = bwc("verify-release", release, "--original", mp4, "--device-pub", device.pub, "--release-pub", release_key[1])
+    assert r.returncode == 3, str(r)
+    assert "CHANGED" not in r.stdout
+
+
+def test_a_plan_that_requires_a_review_is_refused_without_one_and_with_a_list_of_another_video(
+        bwc, filmed, event_mp4, release_key, tmp_path):
+    mp4, _, listed, _, _ = filmed
+    plan = tmp_path / "plan.toml"
+    plan.write_text('version = 1\n[release]\nreleased_by = "R"\nreason = "r"\n[faces]\nreview_required = true\n'
+                    f'review_file = "{listed}"\n')
+    r = bwc("redact", event_mp4, "--plan", plan, "--release-key", release_key[0], "--out", tmp_path / "out")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, str(r)
+    assert "[faces]" in r.stderr and not (tmp_path / "out").exists()

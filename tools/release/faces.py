@@ -32,6 +32,11 @@ CASCADE_FILE = "haarcascade_frontalface_alt.xml"
 SCALE_FACTOR = 1.1
 MIN_NEIGHBOURS = 4
 MIN_FACE_PX = 24            # the cascade's own window: nothing smaller can be found
+# Frames wider than this are scaled down for detection (boxes scaled back up): at 1280x720
+# a frame takes 373 ms at full size and 89 ms at half (measured), and the smallest face
+# found is then 48 px, about a face at 4 m on a body camera's wide lens. A reviewer adds
+# any smaller one (docs/release-faces.md).
+DETECT_WIDTH_PX = 640
 GAP_FILL_FRAMES = 2
 MATCH_IOU = 0.3             # two boxes in nearby frames are one face if they overlap this much
 
@@ -52,7 +57,8 @@ def detector_version() -> str:
     """What found the boxes, for the face list and the release record."""
     cv2 = _cv2()
     return (f"opencv {cv2.__version__} {CASCADE_FILE} scale_factor {SCALE_FACTOR} "
-            f"min_neighbours {MIN_NEIGHBOURS} min_face_px {MIN_FACE_PX}; gap fill {GAP_FILL_FRAMES} frames "
+            f"min_neighbours {MIN_NEIGHBOURS} min_face_px {MIN_FACE_PX} at width {DETECT_WIDTH_PX}; "
+            f"gap fill {GAP_FILL_FRAMES} frames "
             f"at iou {MATCH_IOU}")
 
 
@@ -68,10 +74,20 @@ class FaceDetector:
         self._cv2 = cv2
 
     def detect(self, rgb: np.ndarray) -> list[Box]:
-        grey = self._cv2.cvtColor(rgb, self._cv2.COLOR_RGB2GRAY)
+        cv2 = self._cv2
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        scale = 1.0
+        if grey.shape[1] > DETECT_WIDTH_PX:
+            scale = grey.shape[1] / DETECT_WIDTH_PX
+            grey = cv2.resize(grey, (DETECT_WIDTH_PX, round(grey.shape[0] / scale)), interpolation=cv2.INTER_AREA)
         found = self._cascade.detectMultiScale(grey, scaleFactor=SCALE_FACTOR, minNeighbors=MIN_NEIGHBOURS,
                                                minSize=(MIN_FACE_PX, MIN_FACE_PX))
-        boxes = [tuple(int(v) for v in b) for b in found]
+        height, width = rgb.shape[:2]
+        boxes = []
+        for x, y, w, h in found:
+            x0, y0 = int(x * scale), int(y * scale)
+            x1, y1 = min(width, int(np.ceil((x + w) * scale))), min(height, int(np.ceil((y + h) * scale)))
+            boxes.append((x0, y0, x1 - x0, y1 - y0))
         return sorted(boxes)
 
 

@@ -98,7 +98,7 @@ def plan_from_data(data: dict, source: str) -> Plan:
         raise PlanError(f"{source}: version must be {PLAN_VERSION}, got {version!r}")
     release = _table(data, "release", source, required=True)
     _keys(release, {"released_by", "reason", "statement"}, f"{source} [release]")
-    faces = _parse_faces(_table(data, "faces", source), f"{source} [faces]")
+    faces = _parse_faces(_table(data, "faces", source), f"{source} [faces]", present="faces" in data)
     regions = tuple(_parse_region(e, f"{source} [[region]] #{i + 1}") for i, e in enumerate(_list(data, "region", source)))
     audio = tuple(_parse_audio(e, f"{source} [[audio]] #{i + 1}") for i, e in enumerate(_list(data, "audio", source)))
     cuts = tuple(_parse_cut(e, f"{source} [[cut]] #{i + 1}") for i, e in enumerate(_list(data, "cut", source)))
@@ -134,7 +134,7 @@ def check_against_event(plan: Plan, media_s: float, width: int, height: int, sou
 
 # -- the parts --------------------------------------------------------------------------
 
-def _parse_faces(table: dict, where: str) -> Faces:
+def _parse_faces(table: dict, where: str, present: bool) -> Faces:
     _keys(table, {"enabled", "margin_fraction", "style", "review_file", "review_required"}, where)
     margin = _number(table, "margin_fraction", where, default=0.25)
     if not 0 <= margin <= 2:
@@ -142,7 +142,7 @@ def _parse_faces(table: dict, where: str) -> Faces:
     review = table.get("review_file")
     if review is not None and (not isinstance(review, str) or not review.strip()):
         raise PlanError(f"{where}: review_file must be a file name")
-    return Faces(enabled=_bool(table, "enabled", where, default=bool(table)),
+    return Faces(enabled=_bool(table, "enabled", where, default=present),   # an empty [faces] turns them on
                  margin_fraction=margin, style=_choice(table, "style", STYLES, where, "blur"),
                  review_file=review, review_required=_bool(table, "review_required", where, default=False))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -18,6 +19,8 @@ from nacl.signing import SigningKey
 from tools.release import context
 from tools.release.cuts import CUT_MARKER_S
 from tools.release.tracking import tracker_version
+from tools.release.face_list import FaceListError
+from tools.release.faces import FaceDetectionError, face_source, face_summary, faces_for_release
 from tools.release.media import VIDEO_CRF, redact_media
 from tools.release.files import sha256_file
 from tools.release.plan import Plan, PlanError, check_against_event
@@ -104,9 +107,7 @@ def redact(original: Original, plan: Plan, plan_path: str, key: SigningKey, out_
     side = original.sidecar
     check_against_event(plan, float(side["media_s"]), int(side["video"]["width"]), int(side["video"]["height"]),
                         plan_path)
-    if plan.faces.enabled:
-        raise PlanError(f"{plan_path}: [faces] is not supported by this version of bwc redact yet")
-    if plan.cuts or any(r.track for r in plan.regions):
+    if plan.cuts or plan.faces.enabled or any(r.track for r in plan.regions):
         _require_opencv(plan_path)
     credentials = _credentials_module() if cert_chain_pem is not None else None
     if cert_chain_pem is not None:
@@ -118,22 +119,42 @@ def redact(original: Original, plan: Plan, plan_path: str, key: SigningKey, out_
     if storage is not None:
         raise RedactError(f"{out_dir}: inside evidence storage ({storage}); a release copy is never written there")
     stem = original.stem + RELEASE_SUFFIX
-    make_out_dir(out_dir)
+    identity = _original_identity(original)
+    # The faces before anything is written: a review list for another original is refused
+    # with nothing made, and the detector's pass writes nothing.
+    faces = _faces(original, identity["mp4_sha256"], plan, plan_path)
+    created = make_out_dir(out_dir)
+    try:
+        return _write(original, plan, plan_path, key, out_dir, cert_chain_pem, credentials, identity, faces, stem)
+    except BaseException:
+        if created:
+            shutil.rmtree(out_dir, ignore_errors=True)   # ours, and nothing was published into it
+        raise
+
+
+def _write(original: Original, plan: Plan, plan_path: str, key: SigningKey, out_dir: str,
+           cert_chain_pem: bytes | None, credentials, identity: dict, faces, stem: str) -> Released:
+    side = original.sidecar
     for name in (stem + ".mp4", stem + ".json"):
         if os.path.exists(os.path.join(out_dir, name)):
             raise RedactError(f"{os.path.join(out_dir, name)} already exists; refusing to overwrite a release")
     with Staging(out_dir) as staging:
         mp4 = staging.new_file(stem + ".mp4")
         encoded = staging.new_file(stem + ".unsigned.mp4") if cert_chain_pem is not None else mp4
-        result = redact_media(original.mp4_path, encoded, plan)
-        identity = _original_identity(original)
+        try:
+            result = redact_media(original.mp4_path, encoded, plan, faces=face_source(faces) if faces is not None else None)
+        except FaceListError as exc:     # the list does not fit this video's frames
+            raise RedactError(f"{plan_path}: [faces] {exc}") from None
+        if faces is not None and result.frames != faces.frame_count:
+            raise RedactError(f"{plan_path}: [faces] the face list has {faces.frame_count} frames, the video "
+                              f"{result.frames}")
         body = {
             "release": {"mp4": stem + ".mp4", "created_utc": _utc_now(),
                         "encoder": {"video": f"libx264 crf {VIDEO_CRF}", "audio": "aac"},
                         "credentials": "c2pa" if cert_chain_pem is not None else None},
             "released_by": plan.released_by, "reason": plan.reason, "statement": plan.statement,
             "original": identity,
-            "operations": _operations(plan),
+            "operations": _operations(plan, faces),
             "masks": result.masks,
             "audio_spans": [[a.start_s, a.end_s, a.mode] for a in plan.audio],
             "cuts": result.cuts,
@@ -186,10 +207,30 @@ def _original_identity(original: Original) -> dict:
             "verification": side["verification"].get("outcome")}
 
 
-def _operations(plan: Plan) -> list[dict]:
+def _faces(original: Original, mp4_sha256: str, plan: Plan, plan_path: str):
+    """The face list the release hides (a reviewed one named by the plan, relative to the
+    plan's directory, or the detector's, run now), or None without [faces]."""
+    if not plan.faces.enabled:
+        return None
+    review = plan.faces.review_file
+    if review is not None and not os.path.isabs(review):
+        review = os.path.join(os.path.dirname(os.path.abspath(plan_path)), review)
+    try:
+        return faces_for_release(original.mp4_path, mp4_sha256, review_file=review,
+                                 review_required=plan.faces.review_required)
+    except (FaceListError, FaceDetectionError) as exc:
+        raise RedactError(f"{plan_path}: [faces] {exc}") from None
+
+
+def _operations(plan: Plan, faces=None) -> list[dict]:
     ops = [{"op": "region", "start_s": r.start_s, "end_s": r.end_s, "box": list(r.box), "style": r.style,
             "track": r.track, "tracker": tracker_version() if r.track else None, "label": r.label}
            for r in plan.regions]
+    if faces is not None:
+        # One operation for the faces: what found them, how far a reviewer changed the list.
+        ops.append({"op": "faces", "style": plan.faces.style, "margin_fraction": plan.faces.margin_fraction,
+                    "review_file": os.path.basename(plan.faces.review_file) if plan.faces.review_file else None,
+                    **face_summary(faces)})
     ops += [{"op": "audio", "start_s": a.start_s, "end_s": a.end_s, "mode": a.mode,
              "tone_hz": a.tone_hz if a.mode == "tone" else None, "label": a.label} for a in plan.audio]
     ops += [{"op": "cut", "start_s": c.start_s, "end_s": c.end_s, "reason": c.reason, "marker_s": CUT_MARKER_S}
