@@ -23,6 +23,7 @@ INFO_FIGURES: dict[str, set[str]] = {
     "memory": {"rss_mib_pre_event_0_s", "rss_mib_pre_event_120_s", "buffer_share_mib"},
     "powercut": {"authentic", "cut_short"},
     "offload": {"fleet_aggregate_mb_s", "fleet_request_ms"},
+    "release": {"redact_faces_x_realtime"},
 }
 
 

@@ -3,7 +3,8 @@ ffmpeg doing the nearest same work in the same run (docs/bench.md#release).
 
 The event is recorded on the simulator (1280x720 at 30 fps, one event) and exported, once.
 The plan exercises every operation but faces: a blurred region, a tracked region, a muted
-span and a cut. Ours, each as a process:
+span and a cut; a second plan has [faces] alone (the simulator's picture has no face, but
+the detector's pass over every frame, the cost, is the same). Ours, each as a process:
 - redact: media seconds of the original per wall second. Peer: `ffmpeg` re-encoding the
   same export with the same encoder settings (x264 CRF 16 veryfast, AAC 192 kbit/s) and no
   redaction at all — the floor any redaction tool sits on.
@@ -106,10 +107,13 @@ def measure_release(ctx: BenchContext) -> list[Figure]:
     redact = Figure("redact_x_realtime", "x realtime", [], better="higher",
                     description=f"bwc redact, {WIDTH}x{HEIGHT}@{FPS}: a blurred and a tracked region, a mute, a cut",
                     peer="ffmpeg re-encode, same x264 CRF 16 veryfast + AAC 192k, no redaction", peer_samples=[])
+    faces = Figure("redact_faces_x_realtime", "x realtime", [], better="higher",
+                   description=f"bwc redact with [faces] (the detector over every frame), {WIDTH}x{HEIGHT}@{FPS}",
+                   peer="ffmpeg re-encode, same settings, no redaction", peer_samples=[])
     verify = Figure("verify_release_x_realtime", "x realtime", [], better="higher",
                     description=f"bwc verify-release against the export, {WIDTH}x{HEIGHT}@{FPS}",
                     peer="ffmpeg psnr filter over the same two files", peer_samples=[])
-    figures = [redact, verify]
+    figures = [redact, faces, verify]
     if shutil.which("ffmpeg") is None:
         for figure in figures:
             figure.skipped = "ffmpeg not installed: apt-get install ffmpeg"
@@ -126,11 +130,14 @@ def measure_release(ctx: BenchContext) -> list[Figure]:
         f.write(_PLAN.format(third_s=round(media_s / 3, 2), two_thirds_s=round(media_s * 2 / 3, 2),
                              half_s=round(media_s / 2, 2), cut_end_s=round(media_s / 2 + 2, 2)))
     peer_out = os.path.join(root, "ffmpeg-peer.mp4")
+    faces_plan = os.path.join(root, "faces.toml")
+    with open(faces_plan, "w") as f:
+        f.write('version = 1\n[release]\nreleased_by = "bench"\nreason = "bench"\n[faces]\n')
 
-    def ours_redact(run: int) -> tuple[float, str]:
+    def ours_redact(run: int, plan_path: str = plan) -> tuple[float, str]:
         out = os.path.join(root, f"release-{run}")
         shutil.rmtree(out, ignore_errors=True)
-        wall_s = _bwc("redact", mp4, "--plan", plan, "--release-key", os.path.join(key_dir, "release.key"),
+        wall_s = _bwc("redact", mp4, "--plan", plan_path, "--release-key", os.path.join(key_dir, "release.key"),
                       "--out", out)
         return wall_s, glob.glob(os.path.join(out, "*.release.mp4"))[0]
 
@@ -157,6 +164,8 @@ def measure_release(ctx: BenchContext) -> list[Figure]:
         redact.peer_samples.append(media_s / peer_redact())
         verify.samples.append(media_s / ours_verify(release))
         verify.peer_samples.append(media_s / peer_verify(release))
+        faces.samples.append(media_s / ours_redact(run, faces_plan)[0])
+        faces.peer_samples.append(media_s / peer_redact())
     return figures
 
 
