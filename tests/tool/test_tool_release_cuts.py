@@ -4,7 +4,9 @@ accepts exactly that and nothing else."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import sys
 
 import av
 import numpy as np
@@ -14,6 +16,9 @@ from tools.release.media import redact_media
 from tools.release.plan import parse_plan
 
 from tests.tool.release_helpers import resign_record
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from conftest import _provision  # noqa: E402
 
 pytestmark = pytest.mark.tool
 
@@ -48,8 +53,8 @@ def _pts_and_frames(path):
         return [(f.pts, f.to_ndarray(format="rgb24")) for f in c.decode(video=0)]
 
 
-def _verify(bwc, release, original, recording, keys):
-    return bwc("verify-release", release, "--original", original, "--device-pub", recording.device.pub,
+def _verify(bwc, release, original, device_pub, keys):
+    return bwc("verify-release", release, "--original", original, "--device-pub", device_pub,
                "--release-pub", keys[1])
 
 
@@ -69,7 +74,7 @@ def test_a_cut_is_left_out_marked_recorded_and_verified(bwc, cut_release, record
     assert entry["marker_s"] == [cut[0] / 1e6, cut[0] / 1e6 + 2.0]
     assert [op["op"] for op in record["operations"]] == ["region", "cut"]
     assert record["operations"][0]["tracker"].startswith("opencv-contrib-python ")
-    r = _verify(bwc, release, mp4, recording, keys)
+    r = _verify(bwc, release, mp4, recording.device.pub, keys)
     assert r.returncode == 3, str(r)
     assert "5 frames cut as declared, 20 cut-marker frames" in r.stdout and "CHANGED" not in r.stdout
 
@@ -91,7 +96,7 @@ def test_more_cut_than_declared_or_a_cut_table_that_lies_is_a_failure(bwc, cut_r
     redact_media(str(mp4), str(longer / release.name),
                  parse_plan(plan_text.replace(f"end_s = {middle + 0.5}", f"end_s = {middle + 0.8}"), "p"))
     shutil.copy(release.with_suffix(".json"), longer / release.with_suffix(".json").name)
-    r = _verify(bwc, longer / release.name, mp4, recording, keys)
+    r = _verify(bwc, longer / release.name, mp4, recording.device.pub, keys)
     assert r.returncode == 1 and "CHANGED" in r.stdout, str(r)
     # A record, signed, whose cut table puts the cut elsewhere than its operation does.
     lying = tmp_path / "lying"
@@ -99,5 +104,50 @@ def test_more_cut_than_declared_or_a_cut_table_that_lies_is_a_failure(bwc, cut_r
     shutil.copy(release, lying / release.name)
     record["cuts"][0]["removed_s"][1] += 0.1
     (lying / release.with_suffix(".json").name).write_bytes(resign_record(record, keys[0]))
-    r = _verify(bwc, lying / release.name, mp4, recording, keys)
+    r = _verify(bwc, lying / release.name, mp4, recording.device.pub, keys)
     assert r.returncode == 1 and "cuts are not where its cut operations put them" in r.stdout, str(r)
+
+
+MIC_GAP_SCENARIO = """\
+description = "a microphone lost for 2 s in the middle of an event"
+duration_s = 8
+[camera]
+width = 320
+height = 180
+fps = 10
+keyframe_interval_s = 1
+[policy]
+pre_event_s = 1
+segment_s = 2
+[[at]]
+t_s = 1
+do = "button.double_press"
+[[at]]
+t_s = 3
+do = "mic.fail"
+[[at]]
+t_s = 5
+do = "mic.heal"
+"""
+
+
+def test_footage_with_a_gap_in_its_sound_releases_honest(bwc, custodian, keys, tmp_path):
+    """The export's sound has a gap where the microphone was lost (its timestamps jump): the
+    release fills it with silence, and the verifier pairs the sound by timestamps on both
+    sides of it. It once paired by position after the first sample, and an honest release
+    of such footage read as changed from the gap on."""
+    device = _provision(tmp_path, "cam-mic-gap", custodian)
+    (tmp_path / "s.toml").write_text(MIC_GAP_SCENARIO)
+    assert bwc("run", "--device", device.dir, "--hal", "sim", "--scenario", tmp_path / "s.toml").returncode == 0
+    r = bwc("export", device.storage, "--key", custodian.key, "--out", tmp_path / "e", "--device-pub", device.pub)
+    assert r.returncode == 0, str(r)
+    mp4 = sorted((tmp_path / "e").glob("event-*.mp4"))[0]
+    with av.open(str(mp4)) as c:
+        frames = [(f.pts, f.samples) for f in c.decode(audio=0)]
+    assert any(b[0] > a[0] + a[1] for a, b in zip(frames, frames[1:])), "the export's sound has no gap"
+    (tmp_path / "plan.toml").write_text(HEAD + '[[cut]]\nstart_s = 6.0\nend_s = 6.5\nreason = "r"\n'
+                                        "[[audio]]\nstart_s = 1.0\nend_s = 1.5\n")
+    r = bwc("redact", mp4, "--plan", tmp_path / "plan.toml", "--release-key", keys[0], "--out", tmp_path / "out")
+    assert r.returncode == 0, str(r)
+    r = _verify(bwc, tmp_path / "out" / (mp4.stem + ".release.mp4"), mp4, device.pub, keys)
+    assert r.returncode == 3 and "CHANGED" not in r.stdout, str(r)

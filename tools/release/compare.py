@@ -153,7 +153,10 @@ def _block_area(height: int, width: int) -> np.ndarray:
     return np.outer(rows_px, cols_px)
 
 
-def _audio(path: str) -> tuple[int, int, np.ndarray] | None:
+def _audio(path: str) -> tuple[int, int, np.ndarray, np.ndarray] | None:
+    """(rate, first sample's timestamp, samples, present): the track laid out by timestamps
+    (channels averaged), so a gap in it (a microphone lost) stays a gap, `present` False,
+    rather than closing up and moving everything after it."""
     with av.open(path) as c:
         if not c.streams.audio:
             return None
@@ -162,12 +165,24 @@ def _audio(path: str) -> tuple[int, int, np.ndarray] | None:
         for frame in c.decode(stream):
             samples = frame.to_ndarray()
             samples = samples.reshape(-1) if frame.format.is_planar and samples.shape[0] == 1 else samples.mean(axis=0)
+            at = round(float(frame.pts * frame.time_base) * stream.rate) if frame.pts is not None else None
             if start is None:
-                start = frame.pts
-            chunks.append(samples.astype(np.float32))
+                start = at if at is not None else 0
+            chunks.append((at, samples.astype(np.float32)))
         if start is None:
             return None
-        return stream.rate, start, np.concatenate(chunks)
+    placed, cursor = [], start
+    for at, samples in chunks:
+        at = cursor if at is None else at
+        placed.append((at - start, samples))
+        cursor = at + len(samples)
+    end = max(offset + len(samples) for offset, samples in placed)
+    track, present = np.zeros(end, np.float32), np.zeros(end, bool)
+    for offset, samples in placed:
+        if offset >= 0:
+            track[offset:offset + len(samples)] = samples
+            present[offset:offset + len(samples)] = True
+    return stream.rate, start, track, present
 
 
 def compare_audio(original_mp4: str, release_mp4: str, spans: list, result: Comparison,
@@ -179,7 +194,7 @@ def compare_audio(original_mp4: str, release_mp4: str, spans: list, result: Comp
         if (original is None) != (release is None):
             result.differ("audio: one file has sound and the other has none")
         return
-    (rate, start, a), (r_rate, r_start, b) = original, release
+    (rate, start, a, a_present), (r_rate, r_start, b, b_present) = original, release
     if rate != r_rate:
         result.differ(f"audio: {r_rate} Hz in the release, {rate} Hz in the original")
         return
@@ -188,9 +203,12 @@ def compare_audio(original_mp4: str, release_mp4: str, spans: list, result: Comp
         first = round(start_s * rate) - start - AUDIO_GUARD_SAMPLES
         last = round(end_s * rate) - start + AUDIO_GUARD_SAMPLES
         skip[max(0, first):max(0, last)] = True
-    # The track's own start and end are edges too: the encoder starts and ends cold there.
+    # The track's own start and end are edges too: the encoder starts and ends cold there;
+    # so are the edges of a gap in the original's sound (the release has silence there).
     skip[:AUDIO_GUARD_SAMPLES] = True
     skip[max(0, len(a) - AUDIO_GUARD_SAMPLES):] = True
+    for lo, hi in _runs(~a_present):
+        skip[max(0, lo - AUDIO_GUARD_SAMPLES):hi + AUDIO_GUARD_SAMPLES] = True
     # Cuts: removed samples are skipped with a guard either side (the encoder meets a new
     # sound there), and each sample after a cut is looked for moved by its offset.
     shift = np.zeros(len(a), np.int64)
@@ -204,6 +222,7 @@ def compare_audio(original_mp4: str, release_mp4: str, spans: list, result: Comp
     lag = _best_lag(a, b, skip, start - r_start, shift, rate)
     where = np.arange(len(a), dtype=np.int64) + (start - r_start + lag) + shift
     outside = (where < 0) | (where >= len(b))
+    outside[~outside] = ~b_present[where[~outside]]
     if (outside & ~skip).any():
         result.differ("audio: the release's sound does not cover the original's (samples dropped or moved)")
         return
@@ -223,6 +242,12 @@ def compare_audio(original_mp4: str, release_mp4: str, spans: list, result: Comp
             at_s = (start + first) / rate
             result.differ(f"audio: {at_s:.2f}-{at_s + AUDIO_WINDOW_S:.2f} s changed outside every declared span "
                           f"(difference {20 * np.log10(max(ratio, 1e-9)):.1f} dB, tolerance -20 dB)")
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) of each run of True."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], flags.astype(np.int8), [0]))))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
 
 
 def _best_lag(a: np.ndarray, b: np.ndarray, skip: np.ndarray, by_timestamps: int, shift: np.ndarray,
