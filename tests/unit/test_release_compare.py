@@ -67,3 +67,23 @@ def test_other_sound_is_a_change(tmp_path):
     result = Comparison()
     compare_audio(str(tmp_path / "o.mp4"), str(tmp_path / "other.mp4"), [], result)
     assert result.count > 0 and "changed outside every declared span" in result.differences[0]
+
+
+# The span ends at 0.96 s, its guard at 1.0027 s, just past a 0.1 s grid line: a grid would
+# skip 1.0-1.1 s whole, and a mute in 1.003-1.075 s (its codec smear short of 1.1) with it.
+@pytest.mark.parametrize("mute_s", [(0.96 + 2048 / RATE + 0.001, 1.075), (0.5, 0.53)])
+def test_a_short_undeclared_mute_beside_a_span_or_anywhere_is_a_change(tmp_path, mute_s):
+    """Every sample outside the spans and their guards is compared: 78 ms muted right after a
+    declared span's guard (where a fixed 0.1 s window grid left sound unlooked at), or 30 ms
+    anywhere."""
+    _original(tmp_path / "o.mp4", 0)
+    declared = "[[audio]]\nstart_s = 0.8\nend_s = 0.96\n"
+    redact_media(str(tmp_path / "o.mp4"), str(tmp_path / "r.mp4"), parse_plan(PLAN + declared, "p"))
+    extra = f"[[audio]]\nstart_s = {mute_s[0]:.6f}\nend_s = {mute_s[1]:.6f}\n"
+    redact_media(str(tmp_path / "o.mp4"), str(tmp_path / "t.mp4"), parse_plan(PLAN + declared + extra, "p"))
+    spans = [[0.8, 0.96, "mute"]]
+    honest, tampered = Comparison(), Comparison()
+    compare_audio(str(tmp_path / "o.mp4"), str(tmp_path / "r.mp4"), spans, honest)
+    compare_audio(str(tmp_path / "o.mp4"), str(tmp_path / "t.mp4"), spans, tampered)
+    assert honest.count == 0, honest.differences
+    assert tampered.count > 0

@@ -56,7 +56,7 @@ def parse_record(raw: bytes, source: str) -> dict:
         raise RecordError(f"{source}: not a JSON release record") from None
     if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT:
         raise RecordError(f"{source}: not an OpenBWC release record")
-    if record.get("version") != RECORD_VERSION or isinstance(record.get("version"), bool):
+    if record.get("version") != RECORD_VERSION or type(record.get("version")) is not int:   # 1.0 is not 1
         raise RecordError(f"{source}: release record version {record.get('version')!r} is not supported")
     if set(record) != _MEMBERS | {"signature"} or record["kind"] != "release":
         raise RecordError(f"{source}: unexpected or missing members")
