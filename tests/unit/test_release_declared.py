@@ -64,3 +64,11 @@ def test_frames_a_cut_removed_need_no_mask():
     record = _record()
     record["masks"] = [m for m in record["masks"] if m[0] not in (7, 8)]
     assert problems(record, frames) == []
+
+
+def test_masks_for_a_frame_the_release_does_not_show_are_named():
+    """A cut removed frames 7 and 8: masks declared for them explain nothing the verifier can see."""
+    frames = {i: t for i, t in FRAMES.items() if i not in (7, 8)}
+    found = problems(_record(), frames)
+    assert found == ["the record's masks name 2 frames the release does not show (first: frame 7, removed by a cut "
+                     "or past the original's last)"], found

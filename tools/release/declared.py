@@ -23,6 +23,10 @@ def problems(record: dict, frame_times_s: dict[int, float]) -> list[str]:
     if audio != record["audio_spans"]:
         found.append("the record's audio_spans are not its audio operations'")
     masks = {int(entry[0]): entry for entry in record["masks"]}
+    unpaired = sorted(set(masks) - set(frame_times_s))
+    if unpaired:      # a frame a cut removed, or past the original's last: nothing to hold it to
+        found.append(f"the record's masks name {len(unpaired)} frames the release does not show "
+                     f"(first: frame {unpaired[0]}, removed by a cut or past the original's last)")
     for index, entry in masks.items():
         t_s = float(entry[1])
         for box in entry[2]:
