@@ -151,3 +151,29 @@ def test_footage_with_a_gap_in_its_sound_releases_honest(bwc, custodian, keys, t
     assert r.returncode == 0, str(r)
     r = _verify(bwc, tmp_path / "out" / (mp4.stem + ".release.mp4"), mp4, device.pub, keys)
     assert r.returncode == 3 and "CHANGED" not in r.stdout, str(r)
+
+
+@pytest.mark.parametrize("what", ["pictures", "sound"])
+def test_a_marker_that_shows_or_plays_something_is_a_failure(bwc, cut_release, recording, keys, tmp_path,
+                                                              monkeypatch, what):
+    """The marker frames are passed over by the pairing, so they are checked on their own: a
+    marker that shows pictures (here: noise) or plays sound is not the marker."""
+    import tools.release.cuts as cuts_module
+    import tools.release.media as media_module
+    mp4, release, plan_text, _ = cut_release
+    rng = np.random.default_rng(1)
+    if what == "pictures":
+        monkeypatch.setattr(cuts_module, "marker_card",
+                            lambda w, h, span, tb: rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    else:
+        monkeypatch.setattr(media_module, "_silence",
+                            lambda channels, n: (0.1 * rng.standard_normal((channels, n))).astype(np.float32))
+    out = tmp_path / "forged"
+    out.mkdir()
+    redact_media(str(mp4), str(out / release.name), parse_plan(plan_text, "p"))
+    shutil.copy(release.with_suffix(".json"), out / release.with_suffix(".json").name)
+    monkeypatch.undo()
+    r = _verify(bwc, out / release.name, mp4, recording.device.pub, keys)
+    assert r.returncode == 1, str(r)
+    expected = "is not the cut marker" if what == "pictures" else "is not silent"
+    assert expected in r.stdout, str(r)

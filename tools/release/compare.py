@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import av
 import numpy as np
 
-from tools.release import cuts, hidden
+from tools.release import cuts, hidden, marker_check
 
 BLOCK_PX = 16
 EDGE_BAND_PX = 16
@@ -104,10 +104,16 @@ def compare_video(original_mp4: str, release_mp4: str, masks: list, result: Comp
 
 
 def _release_frames(frames, spans: list, result: Comparison):
-    """The release's frames less its cut markers (counted)."""
+    """The release's frames less its cut markers (counted, and each checked to be the
+    marker: tools/release/marker_check.py)."""
     for pts, time_base, rgb in frames:
-        if cuts.in_marker(spans, pts):
+        span = next((s for s in spans if s.marker_first_pts <= pts < s.marker_end_pts), None)
+        if span is not None:
             result.marker_frames += 1
+            problem = marker_check.frame_problem(rgb, span, time_base, BLOCK_TOLERANCE)
+            if problem is not None:
+                result.differ(f"video: the release's frame at {float(pts * time_base):.3f} s, in the marker of the "
+                              f"cut {span.cut.start_s}-{span.cut.end_s} s, {problem}")
             continue
         yield pts, time_base, rgb
 
@@ -220,6 +226,7 @@ def compare_audio(original_mp4: str, release_mp4: str, spans: list, result: Comp
     # The release index of the original's first sample: by timestamps, then the lag within
     # one AAC frame either way that matches best (the MP4 edit list of an encoder's
     # priming can move the decoded timestamps off the samples by a few; docs/release.md §5).
+    _marker_sound(b, b_present, r_start, cut_spans or [], video_time_base, rate, result)
     lag = _best_lag(a, b, skip, start - r_start, shift, rate)
     where = np.arange(len(a), dtype=np.int64) + (start - r_start + lag) + shift
     outside = (where < 0) | (where >= len(b))
@@ -250,6 +257,23 @@ def compare_audio(original_mp4: str, release_mp4: str, spans: list, result: Comp
                 at_s, to_s = (start + first) / rate, (start + last) / rate
                 result.differ(f"audio: {at_s:.2f}-{to_s:.2f} s changed outside every declared span "
                               f"(difference {20 * np.log10(max(ratio, 1e-9)):.1f} dB, tolerance -20 dB)")
+
+
+def _marker_sound(b: np.ndarray, present: np.ndarray, r_start: int, spans: list, time_base, rate: int,
+                  result: Comparison) -> None:
+    """A cut's marker is silent in the release (less two AAC frames at each edge)."""
+    for span in spans:
+        lo = round(span.marker_first_pts * time_base * rate) - r_start + AUDIO_GUARD_SAMPLES
+        hi = round(span.marker_end_pts * time_base * rate) - r_start - AUDIO_GUARD_SAMPLES
+        lo, hi = max(0, lo), min(len(b), hi)
+        if hi - lo < AUDIO_MIN_WINDOW_S * rate:
+            continue
+        heard = b[lo:hi][present[lo:hi]]
+        rms = float(np.sqrt(np.mean(heard ** 2))) if heard.size else 0.0
+        if rms > AUDIO_FLOOR:
+            at_s = (r_start + lo) / rate
+            result.differ(f"audio: the marker of the cut {span.cut.start_s}-{span.cut.end_s} s is not silent at "
+                          f"{at_s:.2f} s (RMS {rms:.4f} > {AUDIO_FLOOR})")
 
 
 def _runs(flags: np.ndarray) -> list[tuple[int, int]]:

@@ -19,6 +19,7 @@ import numpy as np
 from tools.release.plan import Cut
 
 CUT_MARKER_S = 2.0      # long enough to read the card at normal speed
+MARKER_GREY = 40        # the card's background, (40, 40, 40): dark, not black (a mask is black)
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def record_entries(spans: list[CutSpan], time_base: Fraction) -> list[dict]:
 def marker_card(width: int, height: int, span: CutSpan, time_base: Fraction) -> np.ndarray:
     """The marker frame: dark grey, a white frame, and what was cut and why."""
     import cv2
-    card = np.full((height, width, 3), 40, np.uint8)
+    card = np.full((height, width, 3), MARKER_GREY, np.uint8)
     edge = max(2, height // 60)
     cv2.rectangle(card, (edge, edge), (width - 1 - edge, height - 1 - edge), (255, 255, 255), edge)
     removed_s = float((span.removed_end_pts - span.removed_first_pts) * time_base)

@@ -215,7 +215,7 @@ def _write_audio(samples: np.ndarray, at: int, rate: int, audio: _Audio, aout, d
     """Samples at release timestamp `at`; a gap since the last write is filled with silence
     (the encoder takes one contiguous track)."""
     if audio.next_sample is not None and at > audio.next_sample:
-        gap = np.zeros((samples.shape[0], at - audio.next_sample), np.float32)
+        gap = _silence(samples.shape[0], at - audio.next_sample)
         samples, at = np.concatenate([gap, samples], axis=1), audio.next_sample
     elif audio.next_sample is not None and at < audio.next_sample:
         samples = samples[:, audio.next_sample - at:]
@@ -227,3 +227,9 @@ def _write_audio(samples: np.ndarray, at: int, rate: int, audio: _Audio, aout, d
     for packet in aout.encode(out):
         dst.mux(packet)
     audio.next_sample = at + samples.shape[1]
+
+
+def _silence(channels: int, samples: int) -> np.ndarray:
+    """What fills the release's sound where the original has none to give (a cut's marker,
+    a gap in the original's track)."""
+    return np.zeros((channels, samples), np.float32)
