@@ -142,7 +142,8 @@ def _write(original: Original, plan: Plan, plan_path: str, key: SigningKey, out_
         mp4 = staging.new_file(stem + ".mp4")
         encoded = staging.new_file(stem + ".unsigned.mp4") if cert_chain_pem is not None else mp4
         try:
-            result = redact_media(original.mp4_path, encoded, plan, faces=face_source(faces) if faces is not None else None)
+            result = redact_media(original.mp4_path, encoded, plan,
+                                  faces=face_source(faces) if faces is not None else None)
         except FaceListError as exc:     # the list does not fit this video's frames
             raise RedactError(f"{plan_path}: [faces] {exc}") from None
         if faces is not None and result.frames != faces.frame_count:
