@@ -48,3 +48,19 @@ def test_a_target_that_leaves_keeps_the_last_box():
     empty = np.full((H, W, 3), 0, np.uint8)
     boxes = [tracker.box_for(empty) for _ in range(5)]
     assert all(w >= 1 and h >= 1 for _, _, w, h in boxes)
+
+
+def test_a_wide_frame_is_tracked_scaled_down_and_the_box_given_in_its_own_pixels():
+    """At 1280 px the tracker runs on 640 px frames (tracking.TRACK_WIDTH_PX); the boxes it
+    gives are in the frame's own pixels and still on the card."""
+    rng = np.random.default_rng(11)
+    card = rng.integers(0, 256, (80, 80, 3), dtype=np.uint8)
+    background = rng.integers(90, 140, (720, 1280, 3), dtype=np.uint8)
+    tracker = RegionTracker((100, 200, 80, 80))
+    hits = 0
+    for i in range(30):
+        x, y = 100 + 8 * i, 200 + 3 * i
+        frame = background.copy()
+        frame[y:y + 80, x:x + 80] = card
+        hits += _iou(tracker.box_for(frame), (x, y, 80, 80)) >= 0.5
+    assert hits >= 28
