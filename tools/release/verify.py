@@ -150,6 +150,12 @@ def _cut_spans(original_mp4: str, record: dict, report: ReleaseReport):
     if len(markers) > 1 or any(not 0 < m <= 60 for m in markers):
         report.problems.append("the record's cut markers are not one length of up to 60 s")
         return None, time_base
+    if plan_cuts:
+        try:    # the markers are drawn to be checked (tools/release/marker_check.py)
+            import cv2  # noqa: F401
+        except ImportError:
+            raise VerifyReleaseError("the release has cuts; checking their markers needs OpenCV: "
+                                     "pip install 'openbwc[release]'") from None
     spans = cuts.plan_cuts(plan_cuts, pts, time_base, cuts.frame_ticks(pts, time_base, rate),
                            markers.pop() if markers else cuts.CUT_MARKER_S)
     if cuts.record_entries(spans, time_base) != record["cuts"]:
