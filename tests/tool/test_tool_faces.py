@@ -7,6 +7,7 @@ import json
 import os
 import sys
 
+import av
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -258,8 +259,13 @@ def test_bwc_redact_blurs_the_faces_and_verify_release_accepts_it(bwc, filmed, r
     if source.startswith("a reviewed"):
         (tmp_path / "faces.reviewed.json").write_bytes(listed.read_bytes())
         faces_table += 'review_file = "faces.reviewed.json"\nreview_required = true\n'
+    # With a region blurred and a span of the clip's tone muted besides, on the same footage.
+    with av.open(str(mp4)) as c:
+        sound_start_s = float(next(c.decode(audio=0)).time)
+    others = ("[[region]]\nstart_s = 0\nend_s = 2.0\nbox = [380, 200, 60, 40]\n"
+              f"[[audio]]\nstart_s = {sound_start_s + 0.5:.3f}\nend_s = {sound_start_s + 1.0:.3f}\n")
     (tmp_path / "plan.toml").write_text('version = 1\n[release]\nreleased_by = "R. Officer"\nreason = "FOIA 12"\n'
-                                        + faces_table)
+                                        + faces_table + others)
     r = bwc("redact", mp4, "--plan", tmp_path / "plan.toml", "--release-key", release_key[0], "--out", tmp_path / "out")
     assert r.returncode == 0, str(r)
     release = tmp_path / "out" / (mp4.stem + ".release.mp4")
@@ -269,6 +275,12 @@ def test_bwc_redact_blurs_the_faces_and_verify_release_accepts_it(bwc, filmed, r
     assert op["review_file"] == ("faces.reviewed.json" if source.startswith("a reviewed") else None)
     hidden, visible = _hidden_faces_share(record, truth)
     assert hidden >= 0.95 * visible, f"every face hidden in {hidden} of {visible} frames"
+    assert any(b[5] == "region" for m in record["masks"] for b in m[2])
+    def peak(path) -> float:
+        with av.open(str(path)) as c:
+            return max(float(abs(f.to_ndarray()).max()) for f in c.decode(audio=0)
+                       if sound_start_s + 0.6 <= f.time < sound_start_s + 0.9)
+    assert peak(mp4) > 0.05 and peak(release) < 0.01         # the clip's tone is heard there, and gone
     r = bwc("verify-release", release, "--original", mp4, "--device-pub", device.pub, "--release-pub", release_key[1])
     assert r.returncode == 3, str(r)
     assert "CHANGED" not in r.stdout
