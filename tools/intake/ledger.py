@@ -239,6 +239,10 @@ class Ledger:
         missing_by = {g: sorted(set(range(-(-g[1] // g[0]))) - held) for g, held in geometries.items()}
         complete = [g for g, missing in missing_by.items() if not missing]
         if not complete:
+            # A replica that accepted this very upload since the check above drops its parts
+            # as it goes: what is left is not a missing part but a held segment.
+            if (record := self._held_as(device, seq, sha)) is not None:
+                return {"status": "already_held", "segment": record, "receipt": self.receipt(device)}
             if not geometries:
                 raise Refused("parts_missing", "no part of this upload has arrived", missing=[])
             part_bytes, size = max(geometries, key=lambda g: len(geometries[g]) / -(-g[1] // g[0]))
