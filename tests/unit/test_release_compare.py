@@ -87,3 +87,21 @@ def test_a_short_undeclared_mute_beside_a_span_or_anywhere_is_a_change(tmp_path,
     compare_audio(str(tmp_path / "o.mp4"), str(tmp_path / "t.mp4"), spans, tampered)
     assert honest.count == 0, honest.differences
     assert tampered.count > 0
+
+
+def test_sound_whose_timestamps_leap_far_past_it_is_refused_not_laid_out(tmp_path):
+    """A hostile release whose audio timestamps jump by hours would have the layout allocate
+    gigabytes: refused as a file that cannot be compared (verify-release: exit 1)."""
+    with av.open(str(tmp_path / "leap.mp4"), "w", format="mp4") as out:
+        a = out.add_stream("aac", rate=RATE)
+        a.layout = "mono"
+        for k, at in enumerate((0, 1024, 3 * 3600 * RATE)):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = RATE, at, Fraction(1, RATE)
+            for p in a.encode(frame):
+                out.mux(p)
+        for p in a.encode(None):
+            out.mux(p)
+    _original(tmp_path / "o.mp4", 0)
+    with pytest.raises(ValueError, match="timestamps run to"):
+        compare_audio(str(tmp_path / "o.mp4"), str(tmp_path / "leap.mp4"), [], Comparison())

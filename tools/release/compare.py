@@ -22,6 +22,7 @@ EDGE_BAND_PX = 16
 BLOCK_TOLERANCE = 8.0           # mean |difference| per block, of 255; honest CRF 16 releases stay under ~5
 AUDIO_WINDOW_S = 0.1
 AUDIO_MIN_WINDOW_S = 0.02       # a run of compared samples shorter than this is not judged
+AUDIO_GAP_LIMIT_S = 600         # gaps in a track beyond 4x its sound plus this are refused
 AUDIO_GUARD_SAMPLES = 2048      # AAC's overlapping windows smear an edit over a frame either side
 AUDIO_TOLERANCE = 0.1           # RMS of the difference / RMS of the original: -20 dB
 AUDIO_LAG_SAMPLES = 1024        # how far from its timestamps a release's sound may lie
@@ -184,6 +185,12 @@ def _audio(path: str) -> tuple[int, int, np.ndarray, np.ndarray] | None:
         placed.append((at - start, samples))
         cursor = at + len(samples)
     end = max(offset + len(samples) for offset, samples in placed)
+    held = sum(len(samples) for _, samples in placed)
+    if end > 4 * held + AUDIO_GAP_LIMIT_S * stream.rate:
+        # Timestamps that leap far past the sound a file holds would have the layout claim
+        # gigabytes: a damaged or hostile file, not one to compare.
+        raise ValueError(f"{path}: its sound's timestamps run to {end / stream.rate:.0f} s for "
+                         f"{held / stream.rate:.0f} s of sound")
     track, present = np.zeros(end, np.float32), np.zeros(end, bool)
     for offset, samples in placed:
         if offset >= 0:
