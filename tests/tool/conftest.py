@@ -67,23 +67,15 @@ name = "holster"
 """
 
 # One event, for tests that record on their own device.
-TINY_SCENARIO = """\
-duration_s = 3
+def one_event_scenario(duration_s: float, width: int = 320, height: int = 180, then: tuple = ()) -> str:
+    """A small 10 fps scenario whose one event starts at 1 s; `then`: (t_s, action) after it."""
+    text = (f"duration_s = {duration_s}\n\n[camera]\nwidth = {width}\nheight = {height}\nfps = 10\n"
+            "keyframe_interval_s = 1\n\n[policy]\npre_event_s = 1\nsegment_s = 2\n\n"
+            '[[at]]\nt_s = 1\ndo = "button.double_press"\n')
+    return text + "".join(f'\n[[at]]\nt_s = {t_s}\ndo = "{action}"\n' for t_s, action in then)
 
-[camera]
-width = 320
-height = 180
-fps = 10
-keyframe_interval_s = 1
 
-[policy]
-pre_event_s = 1
-segment_s = 2
-
-[[at]]
-t_s = 1
-do = "button.double_press"
-"""
+TINY_SCENARIO = one_event_scenario(3)
 
 
 @dataclass

@@ -11,7 +11,7 @@ import av
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from conftest import _provision  # noqa: E402
+from conftest import _provision, one_event_scenario  # noqa: E402
 from face_footage import face_clip, truth_for_export  # noqa: E402
 
 try:   # a face test skipped for want of OpenCV would let CI pass without looking for a face
@@ -23,23 +23,6 @@ except ImportError as exc:
 pytestmark = pytest.mark.tool
 
 DEFAULT_MARGIN_FRACTION = 0.25     # the plan's default (docs/release.md §2)
-SCENARIO = """\
-duration_s = 5
-
-[camera]
-width = {width}
-height = {height}
-fps = 10
-keyframe_interval_s = 1
-
-[policy]
-pre_event_s = 1
-segment_s = 2
-
-[[at]]
-t_s = 1
-do = "button.double_press"
-"""
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +32,7 @@ def filmed(bwc, custodian, tmp_path_factory):
     base = tmp_path_factory.mktemp("faces")
     clip = face_clip(str(base / "clip.mp4"))
     scenario = base / "faces.toml"
-    scenario.write_text(SCENARIO.format(width=clip.camera_width, height=clip.camera_height), encoding="utf-8")
+    scenario.write_text(one_event_scenario(5, clip.camera_width, clip.camera_height), encoding="utf-8")
     device = _provision(base, "cam-faces-01", custodian)
     r = bwc("run", "--device", device.dir, "--hal", "sim", "--source", clip.path, "--scenario", scenario)
     assert r.returncode == 0, str(r)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -131,7 +130,6 @@ OPENSSL_EXTENSIONS = ("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,dig
                       "authorityKeyIdentifier=keyid\n")
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
 def test_a_certificate_from_an_openssl_ca_as_the_readme_makes_it_is_trusted(bwc, release, agency, recording,
                                                                              tmp_path):
     """The README's throwaway CA (openssl, Ed25519): the profile docs/release-credentials.md §3

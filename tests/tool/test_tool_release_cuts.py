@@ -18,7 +18,7 @@ from tools.release.plan import parse_plan
 from tests.tool.release_helpers import resign_record
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from conftest import _provision  # noqa: E402
+from conftest import _provision, one_event_scenario  # noqa: E402
 
 pytestmark = pytest.mark.tool
 
@@ -108,27 +108,8 @@ def test_more_cut_than_declared_or_a_cut_table_that_lies_is_a_failure(bwc, cut_r
     assert r.returncode == 1 and "cuts are not where its cut operations put them" in r.stdout, str(r)
 
 
-MIC_GAP_SCENARIO = """\
-description = "a microphone lost for 2 s in the middle of an event"
-duration_s = 8
-[camera]
-width = 320
-height = 180
-fps = 10
-keyframe_interval_s = 1
-[policy]
-pre_event_s = 1
-segment_s = 2
-[[at]]
-t_s = 1
-do = "button.double_press"
-[[at]]
-t_s = 3
-do = "mic.fail"
-[[at]]
-t_s = 5
-do = "mic.heal"
-"""
+# A microphone lost for 2 s in the middle of the event.
+MIC_GAP_SCENARIO = one_event_scenario(8, then=((3, "mic.fail"), (5, "mic.heal")))
 
 
 def test_footage_with_a_gap_in_its_sound_releases_honest(bwc, custodian, keys, tmp_path):

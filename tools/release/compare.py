@@ -108,7 +108,7 @@ def _release_frames(frames, spans: list, result: Comparison):
     """The release's frames less its cut markers (counted, and each checked to be the
     marker: tools/release/marker_check.py)."""
     for pts, time_base, rgb in frames:
-        span = next((s for s in spans if s.marker_first_pts <= pts < s.marker_end_pts), None)
+        span = cuts.marker_of(spans, pts)
         if span is not None:
             result.marker_frames += 1
             problem = marker_check.frame_problem(rgb, span, time_base, BLOCK_TOLERANCE)

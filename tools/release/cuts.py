@@ -83,8 +83,13 @@ def video_offset(spans: list[CutSpan], pts: int) -> int | None:
     return offset
 
 
+def marker_of(spans: list[CutSpan], release_pts: int) -> CutSpan | None:
+    """The cut whose marker holds the release frame at `release_pts`, if any."""
+    return next((s for s in spans if s.marker_first_pts <= release_pts < s.marker_end_pts), None)
+
+
 def in_marker(spans: list[CutSpan], release_pts: int) -> bool:
-    return any(s.marker_first_pts <= release_pts < s.marker_end_pts for s in spans)
+    return marker_of(spans, release_pts) is not None
 
 
 def audio_ranges(spans: list[CutSpan], time_base: Fraction, rate_hz: int) -> list[tuple[int, int, int]]:
